@@ -46,7 +46,7 @@ export interface AccessReport {
    * 404 when allowed and 403 when not, and nothing changes.
    */
   readonly canManage: boolean
-  /** Why `canManage` is false, in GitLab's words. */
+  /** Why `canManage` is false (missing api scope, or role too low). */
   readonly reason?: string | undefined
 }
 
