@@ -29,7 +29,15 @@ export interface Policy {
   readonly graceMs: number
   /** Periodic (default), CreatedOnce (never rotate on schedule or spec change), OnChange (spec changes only). */
   readonly refreshPolicy?: "Periodic" | "CreatedOnce" | "OnChange" | undefined
+  /** How long after sending a create its outcome may still change on the server. Default 60s. */
+  readonly createSettleMs?: number | undefined
 }
+
+/**
+ * GitLab's request timeout (Puma worker timeout) is 60 s: a create sent longer ago than that has
+ * either been applied or never will be. Before then, "not in the list" does not mean "not created".
+ */
+export const DEFAULT_CREATE_SETTLE_MS = 60_000
 
 export interface Job {
   readonly key: string
@@ -50,6 +58,8 @@ export interface Report {
   readonly reason: string | undefined
   /** When the next reconcile has work to do (ms since epoch), if ever. */
   readonly nextAt: number | undefined
+  /** A create's outcome is still unknown (it may land on the server until it settles); nothing new is minted meanwhile. */
+  readonly openIntent: boolean
   readonly currentTokenId: number | undefined
 }
 
@@ -100,6 +110,7 @@ const describe = (e: { readonly _tag: string; readonly message: string }) => `${
 
 interface Ctx {
   readonly job: Pick<Job, "key" | "connection">
+  readonly settleMs: number
   readonly actions: Array<Report["actions"][number]>
   readonly revokeErrors: Array<Report["revokeErrors"][number]>
 }
@@ -141,9 +152,10 @@ const modify = <A>(key: string, f: (r: StateRecord) => { readonly record: StateR
 const resolveIntent = (ctx: Ctx, intent: Intent) =>
   Effect.gen(function* () {
     const gitlab = yield* GitLab
-    const now = yield* Clock.currentTimeMillis
     const tokens = yield* gitlab.list(connectionFor(ctx.job.connection, intent.location), intent.location.target)
-    yield* modify(ctx.job.key, (r) => {
+    const now = yield* Clock.currentTimeMillis
+    const settled = now >= intent.createdAt + ctx.settleMs
+    const outcome = yield* modify(ctx.job.key, (r) => {
       if (r.intent === undefined || r.intent.generation !== intent.generation) return undefined
       const tracked = trackedIds(r)
       const lookalikes = tokens.filter(
@@ -168,6 +180,8 @@ const resolveIntent = (ctx: Ctx, intent: Intent) =>
       const maybe = lookalikes.filter((t) => classify(t) === "suspect")
       // Two exact matches cannot both be ours (one POST per intent): do not guess.
       const certain = ours.length === 1 ? ours : []
+      // The create may still land on the server: keep the intent open until it has settled.
+      if (certain.length === 0 && !settled) return undefined
       const suspects = [...(ours.length > 1 ? ours : []), ...maybe]
       const highest = tokens.reduce((m, t) => Math.max(m, t.id), intent.watermark)
       const retired: TokenRecord[] = certain.map((t) => ({
@@ -214,6 +228,7 @@ const resolveIntent = (ctx: Ctx, intent: Intent) =>
         ),
       ),
     )
+    return Option.isSome(outcome) ? ("resolved" as const) : ("unsettled" as const)
   })
 
 /** A minted token whose delivery was never confirmed (a crash after the create): promote or retire it. */
@@ -449,30 +464,53 @@ const mintAndDeliver = (ctx: Ctx, job: Job, reason: string) =>
     return true
   })
 
-const finishInterrupted = (ctx: Ctx, graceMs: number) =>
+/**
+ * Resolves interrupted work: an open intent, then an undelivered token. Returns the intent that is
+ * still unsettled, if any; with `wait`, sleeps until it has settled instead.
+ */
+const finishInterrupted = (ctx: Ctx, graceMs: number, wait = false) =>
   Effect.gen(function* () {
     for (let step = 0; step < MAX_STEPS; step++) {
       const { record } = yield* load(ctx.job.key)
-      if (record.intent !== undefined) yield* resolveIntent(ctx, record.intent)
-      else if (record.pending !== undefined) yield* resolvePending(ctx, graceMs)
-      else return
+      if (record.intent !== undefined) {
+        if ((yield* resolveIntent(ctx, record.intent)) === "unsettled") {
+          if (!wait) return record.intent
+          const now = yield* Clock.currentTimeMillis
+          yield* Effect.logInfo("waiting for an interrupted create to settle").pipe(
+            Effect.annotateLogs({ key: ctx.job.key, generation: record.intent.generation }),
+          )
+          yield* Effect.sleep(Math.max(1, record.intent.createdAt + ctx.settleMs - now))
+        }
+      } else if (record.pending !== undefined) yield* resolvePending(ctx, graceMs)
+      else return undefined
     }
+    return (yield* load(ctx.job.key)).record.intent
   })
 
 const report = (ctx: Ctx, reason: string | undefined, spec: DeployTokenSpec | undefined, policy: Policy | undefined) =>
   Effect.gen(function* () {
     const { record } = yield* load(ctx.job.key)
+    const due = [
+      ...(spec && policy ? [nextDue(record, spec, policy)] : []),
+      record.intent ? record.intent.createdAt + ctx.settleMs : undefined,
+    ].filter((t): t is number => t !== undefined)
     return {
       key: ctx.job.key,
       actions: ctx.actions,
       revokeErrors: ctx.revokeErrors,
       reason,
-      nextAt: spec && policy ? nextDue(record, spec, policy) : undefined,
+      openIntent: record.intent !== undefined,
+      nextAt: due.length === 0 ? undefined : Math.min(...due),
       currentTokenId: record.current?.id,
     } satisfies Report
   })
 
-const newCtx = (job: Pick<Job, "key" | "connection">): Ctx => ({ job, actions: [], revokeErrors: [] })
+const newCtx = (job: Pick<Job, "key" | "connection">, settleMs: number | undefined): Ctx => ({
+  job,
+  settleMs: settleMs ?? DEFAULT_CREATE_SETTLE_MS,
+  actions: [],
+  revokeErrors: [],
+})
 
 const run = (job: Job, forceBefore: number | undefined) =>
   Effect.gen(function* () {
@@ -481,13 +519,14 @@ const run = (job: Job, forceBefore: number | undefined) =>
     return yield* state.withLock(
       job.key,
       Effect.gen(function* () {
-        const ctx = newCtx(job)
-        yield* finishInterrupted(ctx, job.policy.graceMs)
+        const ctx = newCtx(job, job.policy.createSettleMs)
+        const open = yield* finishInterrupted(ctx, job.policy.graceMs)
         const { record } = yield* load(job.key)
         const held = yield* sink.inspect(job.key)
         const now = yield* Clock.currentTimeMillis
         const reason = rotationReason(record, job.spec, job.policy, now, held, forceBefore)
-        if (reason !== undefined) yield* mintAndDeliver(ctx, job, reason)
+        // While a create's outcome is unknown, minting again could make two tokens for one decision (I4).
+        if (reason !== undefined && open === undefined) yield* mintAndDeliver(ctx, job, reason)
         yield* revokeDue(ctx)
         return yield* report(ctx, reason, job.spec, job.policy)
       }),
@@ -507,39 +546,50 @@ export const reconcile = (job: Job): Effect.Effect<Report, LifecycleFailure, Sta
 export const rotate = (job: Job, requestedAt: number): Effect.Effect<Report, LifecycleFailure, State | Sink | GitLab> =>
   run(job, requestedAt)
 
-/** Only revokes retired tokens whose grace has passed (and finishes interrupted work). */
-export const revokeDueTokens = (job: Pick<Job, "key" | "connection"> & { readonly graceMs?: number }) =>
+export interface RecoverOptions {
+  readonly graceMs?: number | undefined
+  readonly createSettleMs?: number | undefined
+  /** Sleep until an interrupted create has settled instead of leaving its intent open. */
+  readonly waitForSettle?: boolean | undefined
+}
+
+/**
+ * Finishes or undoes interrupted work (I1): resolves an open intent (revoking the token a lost
+ * create made, keeping unprovable look-alikes as suspects), settles an undelivered token, and
+ * revokes retired tokens whose grace has passed.
+ */
+export const recover = (job: Pick<Job, "key" | "connection">, options: RecoverOptions = {}) =>
   Effect.gen(function* () {
     const state = yield* State
     return yield* state.withLock(
       job.key,
       Effect.gen(function* () {
-        const ctx = newCtx(job)
-        yield* finishInterrupted(ctx, job.graceMs ?? DEFAULT_GRACE_MS)
+        const ctx = newCtx(job, options.createSettleMs)
+        yield* finishInterrupted(ctx, options.graceMs ?? DEFAULT_GRACE_MS, options.waitForSettle ?? false)
         yield* revokeDue(ctx)
         return yield* report(ctx, undefined, undefined, undefined)
       }),
     )
   })
 
-/** Finishes or undoes interrupted work (intents, undelivered tokens) and revokes what is due (I1). */
-export const recover = revokeDueTokens
-
 /**
  * The consumer is gone: revoke every token of the key, remove the sink's credential if asked, and drop
  * the record once nothing is left. Tokens whose revocation fails stay tracked (I5); suspects stay
  * listed for a person to decide.
  */
-export const revokeAll = (job: Pick<Job, "key" | "connection">, options: { readonly removeFromSink?: boolean } = {}) =>
+export const revokeAll = (
+  job: Pick<Job, "key" | "connection">,
+  options: { readonly removeFromSink?: boolean; readonly createSettleMs?: number | undefined } = {},
+) =>
   Effect.gen(function* () {
     const state = yield* State
     const sink = yield* Sink
     return yield* state.withLock(
       job.key,
       Effect.gen(function* () {
-        const ctx = newCtx(job)
-        // Everything is revoked at once: the consumer no longer exists.
-        yield* finishInterrupted(ctx, 0)
+        const ctx = newCtx(job, options.createSettleMs)
+        // Everything is revoked at once: the consumer no longer exists. An unsettled create is waited for.
+        yield* finishInterrupted(ctx, 0, true)
         const now = yield* Clock.currentTimeMillis
         yield* modify(job.key, (r) => {
           const all = [...(r.current ? [r.current] : []), ...(r.pending ? [r.pending] : []), ...r.retiring]

@@ -215,8 +215,10 @@ describe("lifecycle", () => {
       fake.failNext.set("create", { error: errors.lost(), applied: false })
       yield* TestClock.adjust(HOUR)
       yield* Effect.flip(reconcile(j))
+      yield* TestClock.adjust(60_000)
       yield* revokeAll(j)
       assert.isTrue(fake.tokens.has(foreign.id))
+      assert.strictEqual((yield* live).length, 0)
     }).pipe(Effect.provide(TestLayer)))
 
   it.effect("without an expiry to carry a nonce, a look-alike after a lost create is a suspect, not revoked", () =>
@@ -227,9 +229,44 @@ describe("lifecycle", () => {
       fake.failNext.set("create", { error: errors.lost(), applied: true })
       yield* TestClock.adjust(HOUR)
       yield* Effect.flip(reconcile(j))
+      assert.isDefined((yield* stateOf(j.key)).intent, "unsettled: the intent stays open")
+      yield* TestClock.adjust(60_000)
+      yield* reconcile(j)
       const rec = yield* stateOf(j.key)
+      assert.isUndefined(rec.intent)
       assert.strictEqual(rec.suspects.length, 1)
       assert.isTrue(fake.tokens.has(rec.suspects[0]!.id), "suspect left untouched")
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("a create that lands after its timeout is still found, and nothing is minted meanwhile", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      const j = job({ spec: specOf({ expiresAfter: "720h" }) })
+      fake.failNext.set("create", { error: errors.lost(), applied: false })
+      yield* Effect.flip(reconcile(j))
+      const intent = (yield* stateOf(j.key)).intent!
+      assert.isDefined(intent)
+      // A reconcile before the create has settled neither mints nor gives up on the intent.
+      yield* TestClock.adjust(10_000)
+      const waiting = yield* reconcile(j)
+      assert.isTrue(waiting.openIntent)
+      assert.strictEqual(fake.calls.filter((c) => c.op === "create").length, 1)
+      // The server applies the slow create late, as GitLab does after a client timeout.
+      fake.tokens.set(5000, {
+        id: 5000,
+        target: "project:group/project",
+        name: intent.name,
+        username: "eso",
+        scopes: [...intent.scopes],
+        expiresAt: intent.expiresAt,
+        secret: "gldt-late-secret",
+        foreign: false,
+      })
+      yield* TestClock.adjust(60_000)
+      const report = yield* reconcile(j)
+      assert.deepStrictEqual(report.actions.slice(0, 2).map((a) => [a.action, a.tokenId]), [["recovered", 5000], ["minted", report.currentTokenId!]])
+      assert.isFalse(fake.tokens.has(5000))
+      assert.strictEqual((yield* live).length, 1)
     }).pipe(Effect.provide(TestLayer)))
 
   it.effect("a sink that cannot be written is found before any mint", () =>
