@@ -1,0 +1,3 @@
+export * from "./FileSink.ts"
+export * from "./FileState.ts"
+export * from "./Format.ts"
