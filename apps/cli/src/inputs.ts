@@ -1,0 +1,110 @@
+/** Reading what the user gave: manifest files, --state / --sink locations, the access token, a CA. */
+import { readFileSync } from "node:fs"
+import { type ManifestSet, type Problem, readManifests } from "@gldt/core"
+import { Effect, Redacted, Schema } from "effect"
+import { parseAllDocuments } from "yaml"
+
+/** Bad input: nothing was minted. Exit code 2. */
+export class BadInput extends Schema.TaggedError<BadInput>()("BadInput", {
+  problems: Schema.Array(Schema.String),
+}) {
+  override get message() {
+    return this.problems.join("\n")
+  }
+}
+
+const problemLines = (file: string, problems: ReadonlyArray<Problem>) => problems.map((p) => `${file}: ${p.path}: ${p.message}`)
+
+/** Parses a YAML file of one or more documents and reads the generator (and ExternalSecret) out of it. */
+export const loadManifests = (file: string, options: { allowHttp: boolean; now: number }) =>
+  Effect.gen(function* () {
+    let text: string
+    try {
+      text = readFileSync(file, "utf8")
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      return yield* new BadInput({
+        problems: [`${file}: cannot read the manifest file (${code ?? String(e)}); pass an existing YAML file with -f`],
+      })
+    }
+    const docs = parseAllDocuments(text)
+    const parseErrors = (Array.isArray(docs) ? docs : [docs]).flatMap((d, i) =>
+      d.errors.map((e) => `${file}: document ${i + 1}: malformed YAML at line ${e.linePos?.[0]?.line ?? "?"}: ${e.message.split("\n")[0]!.replace(/:$/, "")}`),
+    )
+    if (parseErrors.length > 0) return yield* new BadInput({ problems: parseErrors })
+    const values = (Array.isArray(docs) ? docs : [docs]).map((d) => d.toJS({ maxAliasCount: 50 }) as unknown)
+    const result = readManifests(values, options)
+    if (result.manifests === undefined) return yield* new BadInput({ problems: problemLines(file, result.problems) })
+    return result.manifests satisfies ManifestSet
+  })
+
+export type StateLocation = { readonly kind: "file"; readonly dir: string }
+export const parseStateFlag = (value: string): Effect.Effect<StateLocation, BadInput> => {
+  const m = /^file:(.+)$/.exec(value)
+  if (m === null) {
+    return Effect.fail(new BadInput({ problems: [`--state: "${value}" is not a state location; write file:DIR (e.g. file:./.gldt/state)`] }))
+  }
+  return Effect.succeed({ kind: "file", dir: m[1]! })
+}
+
+export const SINK_FORMATS = ["env", "json", "dockerconfigjson", "netrc", "raw"] as const
+export type SinkFormat = (typeof SINK_FORMATS)[number]
+export type SinkLocation =
+  | { readonly kind: "file"; readonly path: string; readonly format: SinkFormat; readonly registry: string | undefined }
+  | { readonly kind: "stdout"; readonly format: SinkFormat }
+
+export const parseSinkFlag = (value: string): Effect.Effect<SinkLocation, BadInput> => {
+  const bad = (why: string) =>
+    Effect.fail(new BadInput({ problems: [`--sink: ${why}; write file:PATH[?format=${SINK_FORMATS.join("|")}] or stdout[?format=…]`] }))
+  const [head, query = ""] = value.split("?", 2) as [string, string | undefined]
+  const params = new URLSearchParams(query)
+  for (const k of params.keys()) if (k !== "format" && k !== "registry") return bad(`unknown option "${k}"`)
+  const format = (params.get("format") ?? (head === "stdout" ? "json" : "env")) as SinkFormat
+  if (!SINK_FORMATS.includes(format)) return bad(`format "${format}" is not one of ${SINK_FORMATS.join(", ")}`)
+  if (head === "stdout") return Effect.succeed({ kind: "stdout", format })
+  const m = /^file:(.+)$/.exec(head)
+  if (m === null) return bad(`"${value}" is not a sink`)
+  return Effect.succeed({ kind: "file", path: m[1]!, format, registry: params.get("registry") ?? undefined })
+}
+
+/** The GitLab access token from --token-file, else the --token-env variable (default GITLAB_TOKEN). */
+export const readAccessToken = (opts: { tokenEnv: string; tokenFile: string | undefined }) =>
+  Effect.gen(function* () {
+    if (opts.tokenFile !== undefined) {
+      let text: string
+      try {
+        text = readFileSync(opts.tokenFile, "utf8")
+      } catch (e) {
+        return yield* new BadInput({
+          problems: [`--token-file: cannot read ${opts.tokenFile} (${(e as NodeJS.ErrnoException).code ?? "error"})`],
+        })
+      }
+      const token = text.trim()
+      if (token === "") return yield* new BadInput({ problems: [`--token-file: ${opts.tokenFile} is empty; put the GitLab access token in it`] })
+      return Redacted.make(token)
+    }
+    const value = process.env[opts.tokenEnv]?.trim()
+    if (value === undefined || value === "") {
+      return yield* new BadInput({
+        problems: [
+          `no GitLab access token: set ${opts.tokenEnv} (or pass --token-env VAR / --token-file PATH) to a token with the api scope and Maintainer (project) or Owner (group) role`,
+        ],
+      })
+    }
+    return Redacted.make(value)
+  })
+
+export const readCaFile = (path: string | undefined) =>
+  Effect.gen(function* () {
+    if (path === undefined) return undefined
+    let text: string
+    try {
+      text = readFileSync(path, "utf8")
+    } catch (e) {
+      return yield* new BadInput({ problems: [`--ca-file: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? "error"})`] })
+    }
+    if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+      return yield* new BadInput({ problems: [`--ca-file: ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`] })
+    }
+    return text
+  })

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+/** Entry point: runs the command and turns its outcome into the documented exit codes. */
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { Cause, Effect, Exit, Layer, Logger, References } from "effect"
+import { run } from "./cli.ts"
+
+const argv = process.argv.slice(2)
+const jsonOutput = argv.some((a, i) => (a === "--output" || a === "-o") && argv[i + 1] === "json") || argv.includes("--output=json")
+const isRun = argv[0] === "run"
+
+// Logs go to stderr so stdout stays the command's answer; --log-level raises the detail.
+const logging = Layer.mergeAll(
+  Logger.layer([Logger.formatLogFmt.pipe(Logger.withConsoleError)]),
+  Layer.succeed(References.MinimumLogLevel, "Warn"),
+)
+
+const BAD_INPUT_TAGS = new Set([
+  "BadInput",
+  "UnrecognizedOption",
+  "DuplicateOption",
+  "MissingOption",
+  "MissingArgument",
+  "UnexpectedArgument",
+  "InvalidValue",
+  "UnknownSubcommand",
+  "ValidationError",
+  "UserError",
+])
+
+const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): { code: number; lines: string[] } => {
+  if (Exit.isSuccess(exit)) return { code: 0, lines: [] }
+  const cause = exit.cause
+  if (Cause.hasInterruptsOnly(cause)) return { code: isRun ? 0 : 130, lines: [] }
+  const error = Cause.squash(cause) as { _tag?: string; message?: string; errors?: ReadonlyArray<unknown> }
+  // effect/cli shows help both when asked and after a parse error (which it has already printed).
+  if (error?._tag === "ShowHelp") return { code: (error.errors?.length ?? 0) > 0 ? 2 : 0, lines: [] }
+  const lines = String(error?.message ?? error).split("\n")
+  // effect/cli already printed its own parse errors.
+  if (error?._tag !== undefined && BAD_INPUT_TAGS.has(error._tag)) return { code: 2, lines: error._tag === "BadInput" ? lines : [] }
+  return { code: 1, lines }
+}
+
+NodeRuntime.runMain(run(argv).pipe(Effect.provide(Layer.mergeAll(NodeServices.layer, logging))), {
+  disableErrorReporting: true,
+  teardown: (exit, onExit) => {
+    const { code, lines } = exitCodeOf(exit)
+    if (lines.length > 0) {
+      if (jsonOutput) process.stdout.write(`${JSON.stringify({ ok: false, exitCode: code, errors: lines })}\n`)
+      for (const line of lines) process.stderr.write(`gldt: error: ${line}\n`)
+    }
+    onExit(code)
+  },
+})
