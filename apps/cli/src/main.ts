@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** Entry point: runs the command and turns its outcome into the documented exit codes. */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Cause, Effect, Exit, Layer, Logger, References } from "effect"
 import { run } from "./cli.ts"
 
