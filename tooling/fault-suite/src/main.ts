@@ -1,19 +1,15 @@
 #!/usr/bin/env node
 /** Runs the fault suite from the shell: `gldt-fault-suite [--runs N] [--seed S] [--trace]`. */
 import { parseArgs } from "node:util"
-import { startSimulator } from "@gldt/gitlab-sim"
-import { OffsetClock, runOne } from "./suite.ts"
+import { runMany } from "./suite.ts"
 
 const { values } = parseArgs({
   options: { runs: { type: "string", default: "1000" }, seed: { type: "string" }, trace: { type: "boolean", default: false } },
 })
-const clock = new OffsetClock()
-const sim = await startSimulator({ now: clock.now })
 const seeds = values.seed !== undefined ? [Number(values.seed)] : Array.from({ length: Number(values.runs) }, (_, i) => i + 1)
 let failed = 0
 const totals = { runs: 0, faults: 0, crashes: 0, leaked: 0, suspects: 0 }
-for (const seed of seeds) {
-  const r = await runOne(sim, clock, seed)
+for (const r of await runMany(seeds)) {
   totals.runs++
   totals.faults += r.faults
   totals.crashes += r.crashes
@@ -23,6 +19,5 @@ for (const seed of seeds) {
   for (const v of r.violations) console.log(`VIOLATION ${v}`)
   if (r.violations.length > 0) failed++
 }
-await sim.close()
 console.log(`runs ${totals.runs}, faults ${totals.faults}, crashes ${totals.crashes}, suspects ${totals.suspects}, leaked ${totals.leaked}, failing runs ${failed}`)
 process.exitCode = failed > 0 ? 1 : 0

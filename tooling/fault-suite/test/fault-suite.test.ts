@@ -1,6 +1,6 @@
 import { type Simulator, startSimulator } from "@gldt/gitlab-sim"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
-import { OffsetClock, type RunResult, runOne } from "../src/suite.ts"
+import { OffsetClock, type RunResult, runMany, runOne } from "../src/suite.ts"
 
 // GLDT_FAULT_SEED=N reruns one failing seed; GLDT_FAULT_RUNS sets the count (default 1,000).
 const single = process.env.GLDT_FAULT_SEED
@@ -16,8 +16,7 @@ describe("randomized fault and crash suite", () => {
   afterAll(() => sim.close())
 
   it(`holds I1–I6 over ${seeds.length} seeded runs of random rotations, faults and crashes`, async () => {
-    const results: RunResult[] = []
-    for (const seed of seeds) results.push(await runOne(sim, clock, seed))
+    const results = await runMany(seeds)
     const sum = (f: (r: RunResult) => number) => results.reduce((n, r) => n + f(r), 0)
     const failing = results.filter((r) => r.violations.length > 0)
     console.log(

@@ -1,0 +1,13 @@
+export {
+  ALL_TOOLS,
+  type BuildOptions,
+  type BuildResult,
+  cacheDir,
+  ensureTool,
+  ensureTools,
+  type Log,
+  type ToolInfo,
+  type ToolName,
+  toolInfo,
+} from "./build.ts"
+export { type Kube, type KubectlOptions, type KubectlResult, SERVICE_CLUSTER_IP_RANGE, type StartKubeOptions, startKube } from "./kube.ts"
