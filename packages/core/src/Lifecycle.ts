@@ -80,9 +80,11 @@ const trackedIds = (r: StateRecord): Set<number> =>
     ...r.suspects.map((s) => s.id),
   ])
 
+/** Records `id` as seen at `l` (the watermark only rises; the key is present afterwards). */
 const withWatermark = (r: StateRecord, l: Location, id: number): StateRecord => {
   const k = locationKey(l)
-  return (r.watermarks[k] ?? 0) >= id ? r : { ...r, watermarks: { ...r.watermarks, [k]: id } }
+  const current = r.watermarks[k]
+  return current !== undefined && current >= id ? r : { ...r, watermarks: { ...r.watermarks, [k]: Math.max(current ?? 0, id) } }
 }
 
 /** Default renewal margin: a third of the token's lifetime, at most a day. */
@@ -237,19 +239,21 @@ const resolvePending = (ctx: Ctx, graceMs: number) =>
     const sink = yield* Sink
     const held = yield* sink.inspect(ctx.job.key).pipe(Effect.orElseSucceed(() => ({ _tag: "Unknown" }) as const))
     const now = yield* Clock.currentTimeMillis
-    yield* modify(ctx.job.key, (r) => {
+    const outcome = yield* modify<Report["actions"][number]>(ctx.job.key, (r) => {
       if (r.pending === undefined) return undefined
       const pending = r.pending
       const { pending: _p, ...rest } = r
       if (held._tag === "Holds" && held.tokenId === pending.id) {
-        ctx.actions.push({ action: "delivered", tokenId: pending.id, detail: "sink already holds it" })
-        return { record: promote(rest, pending, now, graceMs), result: undefined }
+        return { record: promote(rest, pending, now, graceMs), result: { action: "delivered", tokenId: pending.id, detail: "sink already holds it" } }
       }
       // The value is gone with the crashed run. If the sink never held it, no consumer can have it.
       const revokeAfter = held._tag === "Unknown" ? now + graceMs : now
-      ctx.actions.push({ action: "retired", tokenId: pending.id, detail: "minted by an interrupted run, never delivered" })
-      return { record: { ...rest, retiring: [...rest.retiring, { ...pending, revokeAfter }] }, result: undefined }
+      return {
+        record: { ...rest, retiring: [...rest.retiring, { ...pending, revokeAfter }] },
+        result: { action: "retired", tokenId: pending.id, detail: "minted by an interrupted run, never delivered" },
+      }
     })
+    if (Option.isSome(outcome)) ctx.actions.push(outcome.value)
   })
 
 /** Makes `token` current, delivered at `now`; the previous current retires after the grace (I2). */
@@ -368,7 +372,7 @@ const mintAndDeliver = (ctx: Ctx, job: Job, reason: string) =>
       // First mint at this target: learn its highest id so recovery never considers older look-alikes.
       const existing = yield* gitlab.list(connectionFor(job.connection, location), location.target)
       const highest = existing.reduce((m, t) => Math.max(m, t.id), 0)
-      yield* modify(job.key, (r) => ({ record: withWatermark({ ...r, watermarks: { ...r.watermarks, [locationKey(location)]: r.watermarks[locationKey(location)] ?? 0 } }, location, highest), result: undefined }))
+      yield* modify(job.key, (r) => ({ record: withWatermark(r, location, highest), result: undefined }))
       record = (yield* load(job.key)).record
     }
     const now = yield* Clock.currentTimeMillis
