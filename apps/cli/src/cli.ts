@@ -164,7 +164,18 @@ const emit = (c: Common, command: string, report: Report) =>
     if (report.revokeErrors.length > 0) {
       return yield* Effect.fail(new RevokeFailed({ count: report.revokeErrors.length }))
     }
+    // A mint was wanted (any rotate; a generate with no token yet) but an unresolved create blocks it.
+    if (report.openIntent && (command === "rotate" || report.currentTokenId === undefined)) {
+      return yield* Effect.fail(new CreateUnsettled({}))
+    }
   })
+
+/** An earlier create's outcome is unknown; nothing was minted. Exit code 1. */
+export class CreateUnsettled extends Schema.TaggedError<CreateUnsettled>()("CreateUnsettled", {}) {
+  override get message() {
+    return "not rotated: an earlier create's outcome is still unknown; run `gldt recover` (it waits for GitLab to settle) and retry"
+  }
+}
 
 /** Some revocation failed; the tokens stay tracked. Exit code 1. */
 export class RevokeFailed extends Schema.TaggedError<RevokeFailed>()("RevokeFailed", { count: Schema.Number }) {
@@ -233,8 +244,10 @@ const rotateCmd = Command.make(
   "rotate",
   common,
   Effect.fn(function* (c) {
+    // The request was made when the process started, not after its inputs were read: a concurrent
+    // rotate that minted while this one was still loading then satisfies it (two requests mint once).
+    const requestedAt = Math.min(Math.floor(performance.timeOrigin), yield* Clock.currentTimeMillis)
     const p = yield* prepare(c)
-    const requestedAt = yield* Clock.currentTimeMillis
     progress(c.output, `rotating ${p.job.key}`)
     const report = yield* rotate(p.job, requestedAt).pipe(Effect.provide(p.layer))
     yield* emit(c, "rotate", report)

@@ -32,10 +32,14 @@ const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): { code: number; lines: s
   if (Exit.isSuccess(exit)) return { code: 0, lines: [] }
   const cause = exit.cause
   if (Cause.hasInterruptsOnly(cause)) return { code: isRun ? 0 : 130, lines: [] }
-  const error = Cause.squash(cause) as { _tag?: string; message?: string; errors?: ReadonlyArray<unknown> }
+  const error = Cause.squash(cause) as { _tag?: string; message?: string; errors?: ReadonlyArray<unknown>; problems?: ReadonlyArray<string> }
   // effect/cli shows help both when asked and after a parse error (which it has already printed).
   if (error?._tag === "ShowHelp") return { code: (error.errors?.length ?? 0) > 0 ? 2 : 0, lines: [] }
-  const lines = String(error?.message ?? error).split("\n")
+  // One line per problem: a problem's text from a lower layer (a JSON parse or schema error) may hold line breaks.
+  const lines =
+    error?._tag === "BadInput" && Array.isArray(error.problems)
+      ? error.problems.map((p) => String(p).replace(/\s*\r?\n\s*/g, " ").trim())
+      : String(error?.message ?? error).split("\n")
   // effect/cli already printed its own parse errors.
   if (error?._tag !== undefined && BAD_INPUT_TAGS.has(error._tag)) return { code: 2, lines: error._tag === "BadInput" ? lines : [] }
   return { code: 1, lines }

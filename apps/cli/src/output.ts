@@ -23,7 +23,11 @@ export const describeReport = (command: string, report: Report, now: number): st
     lines.push(`${a.action} token ${a.tokenId}${a.detail ? ` (${a.detail})` : ""}`)
   }
   for (const e of report.revokeErrors) lines.push(`could not revoke token ${e.tokenId}: ${e.error} (still tracked; will retry)`)
-  if (report.actions.length === 0 && report.revokeErrors.length === 0) {
+  if (report.openIntent) {
+    lines.push(
+      "an earlier create's outcome is still unknown (GitLab may still apply it); nothing new is minted until it settles — `gldt recover` waits for it",
+    )
+  } else if (report.actions.length === 0 && report.revokeErrors.length === 0) {
     lines.push(`${command}: nothing to do${report.currentTokenId !== undefined ? ` (current token ${report.currentTokenId})` : ""}`)
   }
   if (report.nextAt !== undefined) lines.push(`next action due ${until(now, report.nextAt)} (${new Date(report.nextAt).toISOString()})`)
@@ -33,7 +37,8 @@ export const describeReport = (command: string, report: Report, now: number): st
 export const reportJson = (command: string, report: Report) => ({
   command,
   key: report.key,
-  ok: report.revokeErrors.length === 0,
+  ok: report.revokeErrors.length === 0 && !report.openIntent,
+  openIntent: report.openIntent,
   reason: report.reason ?? null,
   actions: report.actions,
   revokeErrors: report.revokeErrors,
