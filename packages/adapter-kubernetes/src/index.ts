@@ -1,0 +1,7 @@
+export * from "./Crds.ts"
+export type { KubeCallError, Owner, OwnerReference } from "./internal/kube.ts"
+export * from "./KubeSink.ts"
+export * from "./KubeState.ts"
+export * from "./OpenApi.ts"
+export * from "./Target.ts"
+export * from "./Template.ts"

@@ -1,0 +1,250 @@
+/** KubeState on a real kube-apiserver (+ kube-controller-manager for garbage collection). */
+import { emptyRecord, State, type StateConflict, type StateError, type StateRecord, type TokenRecord } from "@gldt/core"
+import type { Kube } from "@gldt/testenv"
+import { Effect, Option, type Result } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { KubeState, keyHashLabel, STATE_FINALIZER, stateObjectName } from "../src/KubeState.ts"
+import type { Owner } from "../src/internal/kube.ts"
+import { createExternalSecret, eventually, getIfExists, getJson, type Json, kubeConfigOf, startCluster } from "./helpers.ts"
+
+let kubeOrUndefined: Kube | undefined
+const kube = (): Kube => {
+  if (!kubeOrUndefined) throw new Error("control plane not started")
+  return kubeOrUndefined
+}
+
+beforeAll(async () => {
+  kubeOrUndefined = await startCluster()
+}, 40 * 60_000)
+
+afterAll(async () => {
+  await kubeOrUndefined?.stop()
+})
+
+/** Runs a State program over a fresh KubeState layer (its own client and cache, like another process). */
+const run = <A, E>(ns: string, program: Effect.Effect<A, E, State>, owner?: Owner) =>
+  Effect.runPromise(program.pipe(Effect.provide(KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()), owner }))))
+
+const failure = <A, E>(ns: string, program: Effect.Effect<A, E, State>, owner?: Owner) => run(ns, Effect.flip(program), owner)
+
+/** `f` applied to the State service. */
+const st = <A, E>(f: (s: State["Service"]) => Effect.Effect<A, E>) =>
+  Effect.gen(function* () {
+    return yield* f(yield* State)
+  })
+
+const token = (id: number, extra: Partial<TokenRecord> = {}): TokenRecord => ({
+  id,
+  location: { url: "https://gitlab.example.com", target: { kind: "project", id: "group/project" } },
+  name: "eso-managed",
+  username: "eso",
+  scopes: ["read_registry"],
+  expiresAt: null,
+  specHash: "abc",
+  generation: 1,
+  createdAt: 1_764_000_000_000,
+  ...extra,
+})
+
+const withToken = (key: string, id = 1001): StateRecord => ({
+  ...emptyRecord(key),
+  generation: 1,
+  current: token(id, { deliveredAt: 1_764_000_001_000 }),
+  retiring: [token(id - 1, { revokeAfter: 1_764_000_900_000 })],
+  watermarks: { "https://gitlab.example.com|project|group/project": id },
+})
+
+const stateObject = (ns: string, key: string) => getIfExists(kube(), ["gitlabdeploytokenstates", stateObjectName(key)], ns)
+
+describe.concurrent("KubeState", () => {
+  it("stores one object per key next to the consumer: name, labels, key annotation, finalizer, owner, record and a kubectl summary", async () => {
+    const ns = await kube().newNamespace("layout")
+    const owner = await createExternalSecret(kube(), ns, "gitlab-deploy-token")
+    const key = `${ns}/gitlab-deploy-token`
+    const record = withToken(key)
+    const version = await run(ns, st((s) => s.save(key, record, null)), owner)
+    const loaded = await run(ns, st((s) => s.load(key)))
+    expect(Option.getOrThrow(loaded)).toEqual({ record, version })
+
+    const name = stateObjectName(key)
+    expect(name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+    expect(name.length).toBeLessThanOrEqual(63)
+    const obj = (await stateObject(ns, key))!
+    const meta = obj.metadata as Json
+    expect(meta.name).toBe(name)
+    expect(meta.resourceVersion).toBe(version)
+    expect(meta.labels).toEqual({ "app.kubernetes.io/managed-by": "gldt", "gldt.dev/key-hash": keyHashLabel(key) })
+    expect(meta.annotations).toEqual({ "gldt.dev/key": key })
+    expect(meta.finalizers).toEqual([STATE_FINALIZER])
+    expect(meta.ownerReferences).toEqual([{ apiVersion: "external-secrets.io/v1", kind: "ExternalSecret", name: "gitlab-deploy-token", uid: owner.uid }])
+    expect(obj.spec).toEqual({ key, record: JSON.parse(JSON.stringify(record)) })
+    expect(obj.status).toEqual({ generation: 1, currentTokenId: 1001, retiring: 1, suspects: 0, openIntent: false })
+
+    const table = await kube().kubectl(["get", "gitlabdeploytokenstates"], { namespace: ns })
+    expect(table.stdout).toMatch(/^NAME\s+KEY\s+CURRENT\s+RETIRING\s+SUSPECTS\s+AGE/)
+    expect(table.stdout).toMatch(new RegExp(`${name}\\s+${key.replace("/", "\\/")}\\s+1001\\s+1\\s+0\\s+`))
+    // The label selects the key's object; the short name works.
+    const selected = await kube().kubectl(["get", "gldts", "-l", `gldt.dev/key-hash=${keyHashLabel(key)}`, "-o", "name"], { namespace: ns })
+    expect(selected.stdout.trim()).toBe(`gitlabdeploytokenstate.gldt.dev/${name}`)
+
+    expect(await run(ns, st((s) => s.list()))).toEqual([key])
+  })
+
+  it("object names are DNS-1123 labels and distinct for keys that slug alike", () => {
+    const keys = ["a/b", "a-b", "A/B", "", "ns/" + "x".repeat(300), "ns/Ünïcödé ✓", "--", "ns/es/0", "ns/es/1"]
+    const names = keys.map(stateObjectName)
+    for (const n of names) expect(n).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
+    for (const n of names) expect(n.length).toBeLessThanOrEqual(53)
+    expect(new Set(names).size).toBe(keys.length)
+  })
+
+  it("compare-and-set on resourceVersion: create twice and a stale version are StateConflict; the current one wins", async () => {
+    const ns = await kube().newNamespace("cas")
+    const key = `${ns}/es`
+    const v1 = await run(ns, st((s) => s.save(key, emptyRecord(key), null)))
+    const again = await failure(ns, st((s) => s.save(key, emptyRecord(key), null)))
+    expect(again._tag).toBe("StateConflict")
+    const v2 = await run(ns, st((s) => s.save(key, { ...emptyRecord(key), generation: 1 }, v1)))
+    expect(v2).not.toBe(v1)
+    const stale = await failure(ns, st((s) => s.save(key, { ...emptyRecord(key), generation: 2 }, v1)))
+    expect(stale._tag).toBe("StateConflict")
+    const gone = await failure(ns, st((s) => s.save(`${ns}/missing`, emptyRecord(`${ns}/missing`), "1")))
+    expect(gone._tag).toBe("StateConflict")
+    const loaded = Option.getOrThrow(await run(ns, st((s) => s.load(key))))
+    expect(loaded).toEqual({ record: { ...emptyRecord(key), generation: 1 }, version: v2 })
+  })
+
+  it("two writers racing on one key: exactly one wins each round, the other gets StateConflict", async () => {
+    const ns = await kube().newNamespace("race")
+    const key = `${ns}/es`
+    const layerA = KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()) })
+    const layerB = KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()) })
+    const attempt = (layer: typeof layerA, expected: string | null, writer: string, round: number) =>
+      st((s) => s.save(key, { ...emptyRecord(key), generation: round, lastError: writer }, expected)).pipe(
+        Effect.result,
+        Effect.provide(layer),
+      )
+    let expected: string | null = null
+    const winners: string[] = []
+    for (let round = 0; round < 6; round++) {
+      const outcomes: ReadonlyArray<Result.Result<string, StateConflict | StateError>> = await Effect.runPromise(
+        Effect.all([attempt(layerA, expected, "A", round), attempt(layerB, expected, "B", round)], { concurrency: 2 }),
+      )
+      const won = outcomes.flatMap((o) => (o._tag === "Success" ? [o.success] : []))
+      const lost = outcomes.flatMap((o) => (o._tag === "Failure" ? [o.failure._tag] : []))
+      expect(won.length, `round ${round}`).toBe(1)
+      expect(lost).toEqual(["StateConflict"])
+      const loaded = Option.getOrThrow(await run(ns, st((s) => s.load(key))))
+      expect(loaded.record.generation).toBe(round)
+      winners.push(loaded.record.lastError!)
+      expect(loaded.version).toBe(won[0])
+      expected = won[0]!
+    }
+    expect(winners.length).toBe(6)
+  })
+
+  it("an object whose record is not the key's is a StateError naming it, and is never overwritten", async () => {
+    const ns = await kube().newNamespace("broken")
+    const key = `${ns}/es`
+    const name = stateObjectName(key)
+    const manifest = {
+      apiVersion: "gldt.dev/v1alpha1",
+      kind: "GitlabDeployTokenState",
+      metadata: { name },
+      spec: { key, record: { ...emptyRecord(`${ns}/other`), generation: 3 } },
+    }
+    await kube().kubectl(["apply", "-f", "-"], { namespace: ns, input: JSON.stringify(manifest) })
+    const broken = await failure(ns, st((s) => s.load(key)))
+    expect(broken._tag).toBe("StateError")
+    expect(broken.message).toContain(`gitlabdeploytokenstates.gldt.dev ${ns}/${name}`)
+    expect(broken.message).toContain(`has a record of key "${ns}/other"`)
+    const rv = ((await stateObject(ns, key))!.metadata as Json).resourceVersion as string
+    const overwrite = await failure(ns, st((s) => s.save(key, emptyRecord(key), rv)))
+    expect(overwrite._tag).toBe("StateError")
+    expect(((await stateObject(ns, key))!.metadata as Json).resourceVersion).toBe(rv)
+
+    // A record the apiserver accepts but core does not (wrong key type) is refused by the CRD itself.
+    const invalid = await kube().kubectl(["apply", "-f", "-"], {
+      namespace: ns,
+      reject: false,
+      input: JSON.stringify({ ...manifest, metadata: { name: "other" }, spec: { key: "k", record: { ...emptyRecord("k"), generation: "three" } } }),
+    })
+    expect(invalid.stderr).toContain("spec.record.generation: Invalid value")
+  })
+
+  it("remove refuses a record that still tracks tokens; an empty record's object is deleted and its finalizer released", async () => {
+    const ns = await kube().newNamespace("remove")
+    const key = `${ns}/es`
+    const v1 = await run(ns, st((s) => s.save(key, withToken(key), null)))
+    const refused = await failure(ns, st((s) => s.remove(key, v1)))
+    expect(refused._tag).toBe("StateError")
+    expect(refused.message).toContain("still answers for 1001 (current), 1000 (retiring)")
+    expect(await stateObject(ns, key)).toBeDefined()
+
+    const v2 = await run(ns, st((s) => s.save(key, { ...emptyRecord(key), generation: 1 }, v1)))
+    const stale = await failure(ns, st((s) => s.remove(key, v1)))
+    expect(stale._tag).toBe("StateConflict")
+    await run(ns, st((s) => s.remove(key, v2)))
+    expect(await stateObject(ns, key)).toBeUndefined()
+    expect(Option.isNone(await run(ns, st((s) => s.load(key))))).toBe(true)
+  })
+
+  it("a state object deleted with live tokens stays Terminating, takes no new mint, and goes once its tokens are gone", async () => {
+    const ns = await kube().newNamespace("terminating")
+    const key = `${ns}/es`
+    await run(ns, st((s) => s.save(key, withToken(key), null)))
+    await kube().kubectl(["delete", "gitlabdeploytokenstates", stateObjectName(key), "--wait=false"], { namespace: ns })
+    await new Promise((r) => setTimeout(r, 1500))
+    const held = (await stateObject(ns, key))!
+    expect((held.metadata as Json).deletionTimestamp).toBeTypeOf("string")
+    expect((held.metadata as Json).finalizers).toEqual([STATE_FINALIZER])
+
+    // The record is still readable, and revocation progress can be saved…
+    const loaded = Option.getOrThrow(await run(ns, st((s) => s.load(key))))
+    const progressed = await run(ns, st((s) => s.save(key, { ...loaded.record, retiring: [] }, loaded.version)))
+    // …but nothing that would start a new mint.
+    const mint = await failure(ns, st((s) => s.save(key, { ...loaded.record, retiring: [], generation: 2 }, progressed)))
+    expect(mint._tag).toBe("StateError")
+    expect(mint.message).toContain("is being deleted: no new token is minted for it")
+    // Still there while the current token is tracked.
+    expect(await stateObject(ns, key)).toBeDefined()
+
+    const { current: _c, ...rest } = loaded.record
+    const empty = await run(ns, st((s) => s.save(key, { ...rest, retiring: [] }, progressed)))
+    await run(ns, st((s) => s.remove(key, empty)))
+    expect(await stateObject(ns, key)).toBeUndefined()
+  })
+
+  it("deleting the owner (ExternalSecret) makes garbage collection delete the state object, which waits for revocation", async () => {
+    const ns = await kube().newNamespace("owner-gc")
+    const owner = await createExternalSecret(kube(), ns, "es")
+    const key = `${ns}/es`
+    await run(ns, st((s) => s.save(key, withToken(key), null)), owner)
+    await kube().kubectl(["delete", "externalsecret", "es"], { namespace: ns })
+    const terminating = await eventually(async () => {
+      const obj = (await stateObject(ns, key))!
+      if (typeof (obj.metadata as Json).deletionTimestamp !== "string") throw new Error("not yet deleted by the garbage collector")
+      return obj
+      // kube-controller-manager's garbage collector picks up CRD types created after it started at its
+      // next discovery resync (every 30 s); allow for a loaded machine.
+    }, 110_000)
+    expect((terminating.metadata as Json).finalizers).toEqual([STATE_FINALIZER])
+    const loaded = Option.getOrThrow(await run(ns, st((s) => s.load(key))))
+    const { current: _c, ...rest } = loaded.record
+    const empty = await run(ns, st((s) => s.save(key, { ...rest, retiring: [] }, loaded.version)))
+    await run(ns, st((s) => s.remove(key, empty)))
+    expect(await stateObject(ns, key)).toBeUndefined()
+  })
+
+  it("a finalizer removed by hand is put back on the next save", async () => {
+    const ns = await kube().newNamespace("refinalize")
+    const key = `${ns}/es`
+    const v1 = await run(ns, st((s) => s.save(key, withToken(key), null)))
+    await kube().kubectl(["patch", "gitlabdeploytokenstates", stateObjectName(key), "--type=merge", "-p", '{"metadata":{"finalizers":null}}'], { namespace: ns })
+    const loaded = Option.getOrThrow(await run(ns, st((s) => s.load(key))))
+    expect(loaded.version).not.toBe(v1)
+    await run(ns, st((s) => s.save(key, { ...loaded.record, generation: 2 }, loaded.version)))
+    const obj = await getJson(kube(), ["gitlabdeploytokenstates", stateObjectName(key)], ns)
+    expect((obj.metadata as Json).finalizers).toEqual([STATE_FINALIZER])
+  })
+})

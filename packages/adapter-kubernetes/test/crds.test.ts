@@ -1,0 +1,58 @@
+/** The committed CRDs are exactly what core's schemas generate today (no drift), and use core's schema. */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { specOpenApiSchema, StateRecord, TARGET_RULE } from "@gldt/core"
+import { parse } from "yaml"
+import { allCrds, crdFiles } from "../src/Crds.ts"
+import { openApiOf } from "../src/OpenApi.ts"
+import { CRD_DIR, crdNames } from "./helpers.ts"
+
+// biome-ignore lint/suspicious/noExplicitAny: walking generated YAML
+type Obj = Record<string, any>
+
+const schemaOf = (crd: Obj): Obj => crd.spec.versions[0].schema.openAPIV3Schema
+
+describe("generated CRDs", () => {
+  it("apps/controller/crds/ holds exactly the regenerated files (run `pnpm --filter @gldt/adapter-kubernetes gen-crds`)", () => {
+    const expected = crdFiles()
+    assert.deepStrictEqual(crdNames(), expected.map((f) => f.file).sort())
+    for (const { file, content } of expected) {
+      assert.strictEqual(fs.readFileSync(path.join(CRD_DIR, file), "utf8"), content, `${file} differs from the generator's output`)
+    }
+  })
+
+  it("GitlabDeployToken and ClusterGenerator carry core's spec schema, with ESO's CEL rule and message", () => {
+    const files = Object.fromEntries(crdNames().map((f) => [f, parse(fs.readFileSync(path.join(CRD_DIR, f), "utf8")) as Obj]))
+    const gdt = files["generators.external-secrets.io_gitlabdeploytokens.yaml"]!
+    const cg = files["generators.external-secrets.io_clustergenerators.yaml"]!
+    const core = JSON.parse(JSON.stringify(specOpenApiSchema()))
+    assert.deepStrictEqual(schemaOf(gdt).properties.spec, core)
+    assert.deepStrictEqual(schemaOf(cg).properties.spec.properties.generator.properties.gitlabDeployTokenSpec, core)
+    assert.deepInclude(schemaOf(gdt).properties.spec["x-kubernetes-validations"], TARGET_RULE)
+    assert.deepStrictEqual(schemaOf(gdt).properties.spec["x-kubernetes-validations"][0], {
+      rule: "has(self.projectID) != has(self.groupID)",
+      message: "exactly one of projectID or groupID must be set",
+    })
+    assert.strictEqual(gdt.metadata.labels["external-secrets.io/component"], "controller")
+    assert.deepStrictEqual(gdt.spec.names.categories, ["external-secrets", "external-secrets-generators"])
+    assert.deepStrictEqual(gdt.spec.versions[0].subresources, { status: {} })
+    assert.strictEqual(cg.spec.scope, "Cluster")
+    assert.include(schemaOf(cg).properties.spec.properties.kind.enum, "GitlabDeployToken")
+    assert.strictEqual(schemaOf(cg).properties.spec.properties.generator.maxProperties, 1)
+    assert.strictEqual(schemaOf(cg).properties.spec.properties.generator.minProperties, 1)
+  })
+
+  it("the state CRD's record schema is derived from core's StateRecord", () => {
+    const state = allCrds().find((c) => c.crd.metadata.name === "gitlabdeploytokenstates.gldt.dev")!.crd as Obj
+    const record = schemaOf(state).properties.spec.properties.record
+    const { description: _d, ...fromCore } = record
+    assert.deepStrictEqual(fromCore, openApiOf(StateRecord))
+    // Spot checks of the mapping.
+    assert.deepStrictEqual(record.required, ["key", "generation", "retiring", "suspects", "watermarks"])
+    assert.strictEqual(record.properties.current.properties.expiresAt.nullable, true)
+    assert.deepStrictEqual(record.properties.current.properties.location.properties.target.properties.kind.enum, ["project", "group"])
+    assert.deepStrictEqual(record.properties.watermarks.additionalProperties, { type: "number" })
+    assert.strictEqual(record["x-kubernetes-preserve-unknown-fields"], true)
+  })
+})

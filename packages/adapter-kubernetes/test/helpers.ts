@@ -1,0 +1,79 @@
+/** A real control plane per test file, the committed CRDs applied, and small kubectl helpers. */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { type Kube, startKube } from "@gldt/testenv"
+import { KubeConfig } from "@kubernetes/client-node"
+import type { Owner } from "../src/internal/kube.ts"
+
+export const CRD_DIR = fileURLToPath(new URL("../../../apps/controller/crds/", import.meta.url))
+export const FIXTURES = fileURLToPath(new URL("./fixtures/", import.meta.url))
+
+export const crdNames = () =>
+  fs
+    .readdirSync(CRD_DIR)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()
+
+/** Starts etcd + kube-apiserver + kube-controller-manager and applies the committed CRDs through kubectl. */
+export const startCluster = async (): Promise<Kube> => {
+  const kube = await startKube({ log: () => undefined })
+  try {
+    for (const file of crdNames()) await kube.kubectl(["apply", "-f", path.join(CRD_DIR, file)])
+    await kube.kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"])
+  } catch (e) {
+    await kube.stop()
+    throw e
+  }
+  return kube
+}
+
+export const kubeConfigOf = (kube: Kube): KubeConfig => {
+  const kc = new KubeConfig()
+  kc.loadFromFile(kube.kubeconfig)
+  return kc
+}
+
+export type Json = Record<string, unknown>
+
+export const getJson = async (kube: Kube, args: ReadonlyArray<string>, namespace?: string): Promise<Json> =>
+  JSON.parse((await kube.kubectl(["get", ...args, "-o", "json"], namespace === undefined ? {} : { namespace })).stdout) as Json
+
+/** Runs kubectl get; undefined when the object does not exist. */
+export const getIfExists = async (kube: Kube, args: ReadonlyArray<string>, namespace: string): Promise<Json | undefined> => {
+  const r = await kube.kubectl(["get", ...args, "-o", "json", "--ignore-not-found"], { namespace })
+  return r.stdout.trim() === "" ? undefined : (JSON.parse(r.stdout) as Json)
+}
+
+/** Creates the seed's ExternalSecret (optionally with another target) and returns it as an owner. */
+export const createExternalSecret = async (kube: Kube, namespace: string, name: string, target: Json = { name }): Promise<Owner> => {
+  const manifest = {
+    apiVersion: "external-secrets.io/v1",
+    kind: "ExternalSecret",
+    metadata: { name },
+    spec: {
+      refreshInterval: "1h",
+      target,
+      dataFrom: [{ sourceRef: { generatorRef: { apiVersion: "generators.external-secrets.io/v1alpha1", kind: "GitlabDeployToken", name: "gitlab-deploy-token" } } }],
+    },
+  }
+  await kube.kubectl(["apply", "-f", "-"], { namespace, input: JSON.stringify(manifest) })
+  const es = await getJson(kube, ["externalsecret", name], namespace)
+  const meta = es.metadata as { uid: string }
+  return { apiVersion: "external-secrets.io/v1", kind: "ExternalSecret", name, uid: meta.uid }
+}
+
+/** Retries `check` until it stops throwing (controllers are eventually consistent). */
+export const eventually = async <A>(check: () => Promise<A>, timeoutMs = 60_000): Promise<A> => {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await check()
+    } catch (e) {
+      if (Date.now() > end) throw e
+      await new Promise((r) => setTimeout(r, 250))
+    }
+  }
+}
+
+export const decode = (b64: string | undefined): string | undefined => (b64 === undefined ? undefined : Buffer.from(b64, "base64").toString("utf8"))
