@@ -69,7 +69,7 @@ const MAX_STEPS = 16
 const CAS_ATTEMPTS = 8
 
 export const locationKey = (l: Location): string => `${l.url}|${l.target.kind}|${l.target.id}`
-const locationOf = (spec: DeployTokenSpec): Location => ({ url: spec.url, target: spec.target })
+const locationOf = (spec: DeployTokenSpec): Location => ({ url: spec.url, target: spec.target, auth: spec.auth.secretRef })
 const connectionFor = (conn: Connection, l: Location): Connection => ({ ...conn, url: l.url })
 
 const trackedIds = (r: StateRecord): Set<number> =>

@@ -8,6 +8,9 @@ import { FIELD_DOCS, SCOPES } from "./Spec.ts"
 
 export type OpenApiSchema = { readonly [k: string]: unknown }
 
+/** A Go duration ("15m", "1h30m"); checked before the CEL rules so a typo gets a clear message. */
+const GO_DURATION_PATTERN = "^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$"
+
 const secretKeySelector = (description: string): OpenApiSchema => ({
   description,
   type: "object",
@@ -84,16 +87,19 @@ export const specOpenApiSchema = (): OpenApiSchema => ({
     expiresAfter: {
       description: FIELD_DOCS.expiresAfter,
       type: "string",
+      pattern: GO_DURATION_PATTERN,
       "x-kubernetes-validations": [{ rule: "duration(self) >= duration('24h')", message: "expiresAfter must be at least 24h" }],
     },
     revokeGracePeriod: {
       description: FIELD_DOCS.revokeGracePeriod,
       type: "string",
+      pattern: GO_DURATION_PATTERN,
       "x-kubernetes-validations": [{ rule: "duration(self) >= duration('0s')", message: "revokeGracePeriod must be a duration like 15m" }],
     },
     renewBeforeExpiry: {
       description: FIELD_DOCS.renewBeforeExpiry,
       type: "string",
+      pattern: GO_DURATION_PATTERN,
       "x-kubernetes-validations": [{ rule: "duration(self) >= duration('0s')", message: "renewBeforeExpiry must be a duration like 24h" }],
     },
     caBundle: { description: FIELD_DOCS.caBundle, type: "string", format: "byte" },

@@ -8,8 +8,13 @@ import { StateConflict, type StateBusy, type StateError } from "./Errors.ts"
 
 const TargetSchema = Schema.Struct({ kind: Schema.Literals(["project", "group"]), id: Schema.String })
 
-/** Where a token lives; persisted so a later spec change cannot orphan it (revoke uses this). */
-export const Location = Schema.Struct({ url: Schema.String, target: TargetSchema })
+const SecretRefSchema = Schema.Struct({ name: Schema.String, key: Schema.String, namespace: Schema.optional(Schema.String) })
+
+/**
+ * Where a token lives, and which Secret held the access token that made it; persisted so a later
+ * spec change or a deleted generator cannot orphan it (revoke uses this).
+ */
+export const Location = Schema.Struct({ url: Schema.String, target: TargetSchema, auth: Schema.optional(SecretRefSchema) })
 export type Location = typeof Location.Type
 
 /** A token gldt made and still tracks. */
