@@ -22,6 +22,7 @@ import { layer as gitlabLayer } from "@gldt/gitlab"
 import { Clock, Effect, Layer, Option, Schedule, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
 import { BadInput, loadManifests, parseSinkFlag, parseStateFlag, readAccessToken, readCaFile, SINK_FORMATS } from "./inputs.ts"
+import { reachableKubeconfig, readTokenFromSecret } from "./kubeToken.ts"
 import { describeRecord, describeReport, type OutputMode, printJson, printText, progress, reportJson } from "./output.ts"
 
 export const VERSION = "0.1.0"
@@ -127,7 +128,13 @@ const prepare = (c: Common) =>
     const graceMs = (yield* durationFlag("grace", c.grace, specGrace(manifests)))!
     const createSettleMs = yield* durationFlag("create-settle", c.createSettle, undefined)
     const caPem = (yield* readCaFile(Option.getOrUndefined(c.caFile))) ?? manifests.generator.spec.caBundle
-    const accessToken = yield* readAccessToken({ tokenEnv: c.tokenEnv, tokenFile: Option.getOrUndefined(c.tokenFile) })
+    const accessToken = yield* readAccessToken({
+      tokenEnv: c.tokenEnv,
+      tokenFile: Option.getOrUndefined(c.tokenFile),
+      fromCluster: reachableKubeconfig()
+        ? readTokenFromSecret(manifests.generator.spec.auth.secretRef, manifests.generator.namespace)
+        : undefined,
+    })
     const connection: Connection = {
       url: manifests.generator.spec.url,
       accessToken,

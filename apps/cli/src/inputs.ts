@@ -67,8 +67,15 @@ export const parseSinkFlag = (value: string): Effect.Effect<SinkLocation, BadInp
   return Effect.succeed({ kind: "file", path: m[1]!, format, registry: params.get("registry") ?? undefined })
 }
 
-/** The GitLab access token from --token-file, else the --token-env variable (default GITLAB_TOKEN). */
-export const readAccessToken = (opts: { tokenEnv: string; tokenFile: string | undefined }) =>
+/**
+ * The GitLab access token from --token-file, else the --token-env variable (default GITLAB_TOKEN),
+ * else `fromCluster` (the manifest's secretRef read through a reachable kubeconfig).
+ */
+export const readAccessToken = <E>(opts: {
+  tokenEnv: string
+  tokenFile: string | undefined
+  fromCluster?: Effect.Effect<Redacted.Redacted<string>, E> | undefined
+}) =>
   Effect.gen(function* () {
     if (opts.tokenFile !== undefined) {
       let text: string
@@ -84,14 +91,13 @@ export const readAccessToken = (opts: { tokenEnv: string; tokenFile: string | un
       return Redacted.make(token)
     }
     const value = process.env[opts.tokenEnv]?.trim()
-    if (value === undefined || value === "") {
-      return yield* new BadInput({
-        problems: [
-          `no GitLab access token: set ${opts.tokenEnv} (or pass --token-env VAR / --token-file PATH) to a token with the api scope and Maintainer (project) or Owner (group) role`,
-        ],
-      })
-    }
-    return Redacted.make(value)
+    if (value !== undefined && value !== "") return Redacted.make(value)
+    if (opts.fromCluster !== undefined) return yield* opts.fromCluster
+    return yield* new BadInput({
+      problems: [
+        `no GitLab access token: set ${opts.tokenEnv} (or pass --token-env VAR / --token-file PATH, or use a kubeconfig whose cluster holds spec.auth.token.secretRef) to a token with the api scope and Maintainer (project) or Owner (group) role`,
+      ],
+    })
   })
 
 export const readCaFile = (path: string | undefined) =>
