@@ -2,7 +2,8 @@
 /** Entry point: runs the command and turns its outcome into the documented exit codes. */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Cause, Effect, Exit, Layer, Logger, References } from "effect"
+import { Cause, Console, Effect, Exit, Layer, Logger, References } from "effect"
+import { CliOutput } from "effect/cli"
 import { run } from "./cli.ts"
 
 const argv = process.argv.slice(2)
@@ -14,6 +15,18 @@ const logging = Layer.mergeAll(
   Logger.layer([Logger.formatLogFmt.pipe(Logger.withConsoleError)]),
   Layer.succeed(References.MinimumLogLevel, "Warn"),
 )
+
+// A command line gldt cannot parse is bad input like any other: one line per problem on stderr and
+// a pointer to the help, leaving stdout to the answer (or the JSON document).
+const presenter = CliOutput.layerPresenter({
+  present: (event) =>
+    event._tag === "InvalidInvocation"
+      ? Effect.gen(function* () {
+          for (const e of event.errors) yield* Console.error(`gldt: error: ${e.message}`)
+          yield* Console.error(`run \`${event.commandPath.join(" ")} --help\` for usage`)
+        })
+      : CliOutput.defaultPresenter.present(event),
+})
 
 const BAD_INPUT_TAGS = new Set([
   "BadInput",
@@ -34,7 +47,12 @@ const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): { code: number; lines: s
   if (Cause.hasInterruptsOnly(cause)) return { code: isRun ? 0 : 130, lines: [] }
   const error = Cause.squash(cause) as { _tag?: string; message?: string; errors?: ReadonlyArray<unknown>; problems?: ReadonlyArray<string> }
   // effect/cli shows help both when asked and after a parse error (which it has already printed).
-  if (error?._tag === "ShowHelp") return { code: (error.errors?.length ?? 0) > 0 ? 2 : 0, lines: [] }
+  if (error?._tag === "ShowHelp") {
+    const problems = (error.errors ?? []).map((e) => String((e as { message?: unknown }).message ?? e))
+    // The parse errors are already on stderr; scripts asking for JSON get them on stdout too.
+    if (problems.length > 0 && jsonOutput) process.stdout.write(`${JSON.stringify({ ok: false, exitCode: 2, errors: problems })}\n`)
+    return { code: problems.length > 0 ? 2 : 0, lines: [] }
+  }
   // One line per problem: a problem's text from a lower layer (a JSON parse or schema error) may hold line breaks.
   const lines =
     error?._tag === "BadInput" && Array.isArray(error.problems)
@@ -45,7 +63,7 @@ const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): { code: number; lines: s
   return { code: 1, lines }
 }
 
-NodeRuntime.runMain(run(argv).pipe(Effect.provide(Layer.mergeAll(NodeServices.layer, logging))), {
+NodeRuntime.runMain(run(argv).pipe(Effect.provide(Layer.mergeAll(NodeServices.layer, logging, presenter))), {
   disableErrorReporting: true,
   teardown: (exit, onExit) => {
     const { code, lines } = exitCodeOf(exit)

@@ -184,12 +184,17 @@ describe("bad input exits 2, one line per problem, no request", () => {
   it("an unknown flag exits 2", async () => {
     const { r } = await badRun((d) => ["rotate", ...common(d, writeManifest(d, { url: sim.url })), "--no-such-flag"])
     expect(r.code, show(r)).toBe(2)
-    expect(r.stdout + r.stderr).toContain("--no-such-flag")
+    expect(r.stderr).toContain("gldt: error: Unrecognized flag: --no-such-flag in command gldt rotate")
+    expect(r.stdout, "stdout stays free for the answer").toBe("")
+    const json = await badRun((d) => ["rotate", ...common(d, writeManifest(d, { url: sim.url })), "--no-such-flag", "-o", "json"])
+    expect(json.r.code, show(json.r)).toBe(2)
+    expect(JSON.parse(json.r.stdout)).toMatchObject({ ok: false, exitCode: 2, errors: [expect.stringContaining("--no-such-flag")] })
   })
 
   it("a missing -f and an unknown subcommand exit 2", async () => {
     const missing = await badRun(() => ["rotate"])
     expect(missing.r.code, show(missing.r)).toBe(2)
+    expect(missing.r.stderr).toContain("gldt: error: Missing required flag: --file")
     const unknown = await badRun(() => ["rotat"])
     expect(unknown.r.code, show(unknown.r)).toBe(2)
   })
