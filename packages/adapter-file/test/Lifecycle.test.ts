@@ -29,7 +29,7 @@ const spec = (): DeployTokenSpec => {
 const job: Job = {
   key: "default/gitlab-deploy-token",
   spec: spec(),
-  connection: { url: "https://gitlab.example.com", accessToken: Redacted.make("glpat-secret-access") },
+  connection: { url: "https://gitlab.com", accessToken: Redacted.make("glpat-secret-access") },
   policy: { refreshIntervalMs: HOUR, graceMs: 5 * MIN },
 }
 

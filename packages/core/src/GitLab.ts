@@ -5,6 +5,7 @@ import type { Scope, Target } from "./Spec.ts"
 
 /** Where and as whom to call GitLab. The access token stays `Redacted` end to end. */
 export interface Connection {
+  /** The instance this access token belongs to; gldt never sends the token anywhere else. */
   readonly url: string
   readonly accessToken: Redacted.Redacted<string>
   /** Extra PEM CAs to trust (self-managed GitLab). */

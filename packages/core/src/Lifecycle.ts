@@ -72,6 +72,15 @@ export const locationKey = (l: Location): string => `${l.url}|${l.target.kind}|$
 const locationOf = (spec: DeployTokenSpec): Location => ({ url: spec.url, target: spec.target, auth: spec.auth.secretRef })
 const connectionFor = (conn: Connection, l: Location): Connection => ({ ...conn, url: l.url })
 
+/**
+ * The access token is only ever sent to the instance it was given for. A token recorded at another
+ * URL (the spec's url changed) must be handled with that instance's manifest.
+ */
+const otherInstance = (conn: Connection, l: Location): string | undefined =>
+  l.url === conn.url
+    ? undefined
+    : `it lives at ${l.url}, not ${conn.url}; gldt will not send this access token to another GitLab instance — run gldt recover or revoke with a manifest for ${l.url}, or revoke it in GitLab`
+
 const trackedIds = (r: StateRecord): Set<number> =>
   new Set([
     ...(r.current ? [r.current.id] : []),
@@ -153,6 +162,10 @@ const modify = <A>(key: string, f: (r: StateRecord) => { readonly record: StateR
  */
 const resolveIntent = (ctx: Ctx, intent: Intent) =>
   Effect.gen(function* () {
+    const elsewhere = otherInstance(ctx.job.connection, intent.location)
+    if (elsewhere !== undefined) {
+      return yield* new LifecycleError({ key: ctx.job.key, message: `an interrupted create cannot be checked: ${elsewhere}` })
+    }
     const gitlab = yield* GitLab
     const tokens = yield* gitlab.list(connectionFor(ctx.job.connection, intent.location), intent.location.target)
     const now = yield* Clock.currentTimeMillis
@@ -308,8 +321,14 @@ const nextDue = (r: StateRecord, spec: DeployTokenSpec, policy: Policy): number 
 const revokeOne = (ctx: Ctx, token: TokenRecord) =>
   Effect.gen(function* () {
     const gitlab = yield* GitLab
+    const elsewhere = otherInstance(ctx.job.connection, token.location)
     const outcome = yield* Effect.result(
-      gitlab.revoke(connectionFor(ctx.job.connection, token.location), token.location.target, token.id).pipe(
+      Effect.gen(function* () {
+        if (elsewhere !== undefined) {
+          return yield* new LifecycleError({ key: ctx.job.key, message: `token ${token.id} cannot be revoked here: ${elsewhere}` })
+        }
+        return yield* gitlab.revoke(connectionFor(ctx.job.connection, token.location), token.location.target, token.id)
+      }).pipe(
         Effect.catchIf(
           (e): e is TokenNotFound => e instanceof TokenNotFound,
           () => Effect.void,

@@ -26,7 +26,7 @@ const specOf = (overrides: Record<string, unknown> = {}): DeployTokenSpec => {
 const job = (overrides: Partial<Job> = {}): Job => ({
   key: "default/gitlab-deploy-token",
   spec: specOf(),
-  connection: { url: "https://gitlab.example.com", accessToken: Redacted.make("glpat-secret-access") },
+  connection: { url: "https://gitlab.com", accessToken: Redacted.make("glpat-secret-access") },
   policy: { refreshIntervalMs: HOUR, graceMs: 5 * MIN },
   ...overrides,
 })
@@ -267,6 +267,27 @@ describe("lifecycle", () => {
       assert.deepStrictEqual(report.actions.slice(0, 2).map((a) => [a.action, a.tokenId]), [["recovered", 5000], ["minted", report.currentTokenId!]])
       assert.isFalse(fake.tokens.has(5000))
       assert.strictEqual((yield* live).length, 1)
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("after the spec's url changes, old tokens are not revoked with this access token at the old instance", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      const a = job({ policy: { refreshIntervalMs: HOUR, graceMs: 0 } })
+      yield* reconcile(a)
+      const old = (yield* stateOf(a.key)).current!.id
+      const b = job({
+        spec: specOf({ url: "https://gitlab.other.example" }),
+        connection: { url: "https://gitlab.other.example", accessToken: Redacted.make("glpat-for-the-other-instance") },
+        policy: { refreshIntervalMs: HOUR, graceMs: 0 },
+      })
+      const report = yield* reconcile(b)
+      assert.strictEqual(report.reason, "the spec changed")
+      assert.strictEqual(fake.calls.filter((c) => c.op === "revoke").length, 0, "no DELETE sent for the old instance's token")
+      assert.match(report.revokeErrors[0]!.error, /lives at https:\/\/gitlab\.com, not https:\/\/gitlab\.other\.example/)
+      assert.deepStrictEqual((yield* stateOf(a.key)).retiring.map((t) => t.id), [old], "still tracked (I1, I5)")
+      // With the old instance's manifest and token it goes.
+      const back = yield* revokeAll(a)
+      assert.include(back.actions.map((x) => `${x.action} ${x.tokenId}`), `revoked ${old}`)
     }).pipe(Effect.provide(TestLayer)))
 
   it.effect("a sink that cannot be written is found before any mint", () =>
