@@ -456,8 +456,12 @@ const mintAndDeliver = (ctx: Ctx, job: Job, reason: string) =>
       return { record: withWatermark({ ...rest, pending: token }, location, minted.id), result: undefined }
     })
     if (Option.isNone(recorded)) {
-      // Another writer resolved our intent meanwhile; make sure the token does not outlive us.
-      yield* revokeOne(ctx, token).pipe(Effect.ignore)
+      // Another writer resolved our intent meanwhile: keep the token tracked (I1) and revoke it,
+      // since nobody will deliver it.
+      yield* modify(job.key, (r) =>
+        trackedIds(r).has(token.id) ? undefined : { record: { ...r, retiring: [...r.retiring, { ...token, revokeAfter: now }] }, result: undefined },
+      )
+      yield* revokeDue(ctx).pipe(Effect.ignore)
       return yield* Effect.fail(new LifecycleError({ key: job.key, message: `intent of token ${minted.id} was taken over by another writer` }))
     }
     yield* Effect.logInfo("minted deploy token").pipe(Effect.annotateLogs({ key: job.key, tokenId: minted.id, reason }))

@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { TestClock } from "effect/testing"
-import { type Job, reconcile, revokeAll, rotate } from "../src/Lifecycle.ts"
-import { MemorySink } from "../src/Sink.ts"
+import { GitLab } from "../src/GitLab.ts"
+import { type Job, reconcile, recover, revokeAll, rotate } from "../src/Lifecycle.ts"
+import { MemorySink, Sink } from "../src/Sink.ts"
 import { type DeployTokenSpec, validateSpec } from "../src/Spec.ts"
 import { State } from "../src/State.ts"
 import { errors, FakeGitLab } from "./FakeGitLab.ts"
@@ -288,6 +289,37 @@ describe("lifecycle", () => {
       // With the old instance's manifest and token it goes.
       const back = yield* revokeAll(a)
       assert.include(back.actions.map((x) => `${x.action} ${x.tokenId}`), `revoked ${old}`)
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("a token whose intent another writer closed mid-create stays tracked, even when its revocation fails", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      const state = yield* State
+      const gitlab = yield* GitLab
+      const sink = yield* Sink
+      const j = job({ spec: specOf({ expiresAfter: "720h" }), policy: { refreshIntervalMs: HOUR, graceMs: 0, createSettleMs: 0 } })
+      // A backend without a process lock (like Kubernetes), and a second writer whose recovery runs
+      // while our create is in flight but before it lands: it sees nothing and closes the intent.
+      const unlocked = State.of({ ...state, withLock: (_key, effect) => effect })
+      const racing = GitLab.of({
+        ...gitlab,
+        create: (conn, target, req) =>
+          recover(j, { createSettleMs: 0 }).pipe(
+            Effect.provideService(State, unlocked),
+            Effect.provideService(GitLab, gitlab),
+            Effect.provideService(Sink, sink),
+            Effect.ignore,
+            Effect.tap(() => Effect.sync(() => fake.failNext.set("revoke", { error: errors.forbidden() }))),
+            Effect.andThen(gitlab.create(conn, target, req)),
+          ),
+      })
+      const failed = yield* Effect.flip(reconcile(j).pipe(Effect.provideService(State, unlocked), Effect.provideService(GitLab, racing)))
+      assert.strictEqual(failed._tag, "LifecycleError")
+      const minted = (yield* live).map((t) => t.id)
+      assert.strictEqual(minted.length, 1, "the revocation failed, so the token is still live")
+      const rec = yield* stateOf(j.key)
+      assert.deepStrictEqual(rec.retiring.map((t) => t.id), minted, "and it is tracked (I1)")
+      assert.include(rec.retiring[0]!.lastError ?? "", "Forbidden")
     }).pipe(Effect.provide(TestLayer)))
 
   it.effect("a sink that cannot be written is found before any mint", () =>
