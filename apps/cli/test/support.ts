@@ -9,6 +9,7 @@ import { request as httpsRequest } from "node:https"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { seededRandom } from "@gldt/gitlab-sim"
 
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url))
 /** The wrapper a user runs. */
@@ -394,17 +395,8 @@ export const readEnvSink = (path: string): { username: string; token: string; to
 
 // ---------------------------------------------------------------------------------------- misc
 
-/** A small seeded PRNG (mulberry32) returning floats in [0, 1), so kill timings are reproducible. */
-export const seededRng = (seed: number): (() => number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The simulator's seeded PRNG, so kill timings are reproducible. */
+export const seededRng = seededRandom
 
 export const median = (xs: ReadonlyArray<number>): number => {
   const s = [...xs].sort((a, b) => a - b)
