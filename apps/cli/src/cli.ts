@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs"
 import { FileSink, FileState, StdoutSink } from "@gldt/adapter-file"
 import {
   type Connection,
+  DEFAULT_CREATE_SETTLE_MS,
   DEFAULT_GRACE_MS,
   formatGoDuration,
   GitLab,
@@ -282,10 +283,18 @@ const recoverCmd = Command.make(
   Effect.fn(function* (c) {
     const p = yield* prepare(c)
     progress(c.output, `recovering ${p.job.key}`)
-    const [report, findings] = yield* Effect.all([
-      recover(p.job, { graceMs: p.job.policy.graceMs, createSettleMs: p.job.policy.createSettleMs, waitForSettle: true }),
-      sweep(p.job),
-    ]).pipe(Effect.provide(p.layer))
+    const [report, findings] = yield* Effect.gen(function* () {
+      const open = Option.getOrUndefined(yield* (yield* State).load(p.job.key))?.record.intent
+      if (open !== undefined) {
+        const settleMs = p.job.policy.createSettleMs ?? DEFAULT_CREATE_SETTLE_MS
+        const left = Math.max(0, open.createdAt + settleMs - (yield* Clock.currentTimeMillis))
+        progress(c.output, `an interrupted create may still land; waiting up to ${formatGoDuration(Math.ceil(left / 1000) * 1000)} for it to settle`)
+      }
+      return yield* Effect.all([
+        recover(p.job, { graceMs: p.job.policy.graceMs, createSettleMs: p.job.policy.createSettleMs, waitForSettle: true }),
+        sweep(p.job),
+      ])
+    }).pipe(Effect.provide(p.layer))
     const lookalikes = findings.filter((f) => f.verdict === "lookalike")
     if (c.output === "json") {
       printJson({ ...reportJson("recover", report), lookalikes: lookalikes.map((f) => ({ id: f.token.id, name: f.token.name, username: f.token.username })) })
