@@ -1,36 +1,18 @@
 /** KubeSink on a real kube-apiserver: creation policies, the template, and "cannot deliver" known before any mint. */
 import { type Credential, reconcile, type Sink as SinkTag, Sink, State } from "@gldt/core"
 import { layer as gitlabLayer } from "@gldt/gitlab"
-import type { Kube } from "@gldt/testenv"
 import { Effect, Layer, Logger, Option, Redacted } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { KubeSink, type KubeSinkOptions } from "../src/KubeSink.ts"
 import { KubeState } from "../src/KubeState.ts"
 import type { Owner } from "../src/internal/kube.ts"
 import { secretDataHash } from "../src/internal/hash.ts"
 import { createdByLabel, type Target } from "../src/Target.ts"
-import { type GitLabWorld, jobFor, posts, startGitLab } from "./gitlab.ts"
-import { createExternalSecret, decode, eventually, getIfExists, type Json, kubeConfigOf, startCluster } from "./helpers.ts"
+import { jobFor, posts, useClusterAndGitLab } from "./gitlab.ts"
+import { createExternalSecret, decode, eventually, getIfExists, type Json, kubeConfigOf } from "./helpers.ts"
 import { DOCKERCONFIG } from "./fixtures/templates.ts"
 
-let kubeOrUndefined: Kube | undefined
-let gitlabOrUndefined: GitLabWorld | undefined
-const kube = (): Kube => {
-  if (!kubeOrUndefined) throw new Error("control plane not started")
-  return kubeOrUndefined
-}
-const gitlab = (): GitLabWorld => {
-  if (!gitlabOrUndefined) throw new Error("simulator not started")
-  return gitlabOrUndefined
-}
-
-beforeAll(async () => {
-  ;[kubeOrUndefined, gitlabOrUndefined] = await Promise.all([startCluster(), startGitLab()])
-}, 40 * 60_000)
-
-afterAll(async () => {
-  await Promise.all([kubeOrUndefined?.stop(), gitlabOrUndefined?.sim.close()])
-})
+const { kube, gitlab } = useClusterAndGitLab()
 
 const sinkLayer = (ns: string, target: Target, owner?: Owner) =>
   Layer.merge(KubeSink.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()), target, owner } satisfies KubeSinkOptions), Logger.layer([]))

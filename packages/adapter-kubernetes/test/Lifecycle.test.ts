@@ -4,34 +4,16 @@
  */
 import { type Job, reconcile, revokeAll, rotate } from "@gldt/core"
 import { layer as gitlabLayer } from "@gldt/gitlab"
-import type { Kube } from "@gldt/testenv"
 import { Effect, Layer, Logger } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { KubeSink } from "../src/KubeSink.ts"
 import { KubeState, STATE_FINALIZER, stateObjectName } from "../src/KubeState.ts"
 import type { Owner } from "../src/internal/kube.ts"
 import type { Target } from "../src/Target.ts"
-import { type GitLabWorld, jobFor, startGitLab } from "./gitlab.ts"
-import { createExternalSecret, decode, getIfExists, type Json, kubeConfigOf, startCluster } from "./helpers.ts"
+import { jobFor, useClusterAndGitLab } from "./gitlab.ts"
+import { createExternalSecret, decode, getIfExists, type Json, kubeConfigOf } from "./helpers.ts"
 
-let kubeOrUndefined: Kube | undefined
-let gitlabOrUndefined: GitLabWorld | undefined
-const kube = (): Kube => {
-  if (!kubeOrUndefined) throw new Error("control plane not started")
-  return kubeOrUndefined
-}
-const gitlab = (): GitLabWorld => {
-  if (!gitlabOrUndefined) throw new Error("simulator not started")
-  return gitlabOrUndefined
-}
-
-beforeAll(async () => {
-  ;[kubeOrUndefined, gitlabOrUndefined] = await Promise.all([startCluster(), startGitLab()])
-}, 40 * 60_000)
-
-afterAll(async () => {
-  await Promise.all([kubeOrUndefined?.stop(), gitlabOrUndefined?.sim.close()])
-})
+const { kube, gitlab } = useClusterAndGitLab()
 
 const layers = (ns: string, target: Target, owner: Owner) =>
   Layer.mergeAll(

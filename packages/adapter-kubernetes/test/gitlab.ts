@@ -1,7 +1,10 @@
 /** The in-process GitLab simulator with one project and a Maintainer's access token, and a Job for it. */
 import { type DeployTokenSpec, type Job, type Policy, validateSpec } from "@gldt/core"
 import { type Simulator, startSimulator } from "@gldt/gitlab-sim"
+import type { Kube } from "@gldt/testenv"
 import { Redacted } from "effect"
+import { afterAll, beforeAll } from "vitest"
+import { startCluster } from "./helpers.ts"
 
 export interface GitLabWorld {
   readonly sim: Simulator
@@ -43,3 +46,28 @@ export const jobFor = (w: GitLabWorld, key: string, policy: Partial<Policy> = {}
 })
 
 export const posts = (sim: Simulator) => sim.requests().filter((r) => r.method === "POST")
+
+/**
+ * Starts the control plane and the simulator once for a test file (stopped after it) and returns
+ * accessors that fail clearly if used before they are ready.
+ */
+export const useClusterAndGitLab = (): { readonly kube: () => Kube; readonly gitlab: () => GitLabWorld } => {
+  let kube: Kube | undefined
+  let gitlab: GitLabWorld | undefined
+  beforeAll(async () => {
+    ;[kube, gitlab] = await Promise.all([startCluster(), startGitLab()])
+  }, 40 * 60_000)
+  afterAll(async () => {
+    await Promise.all([kube?.stop(), gitlab?.sim.close()])
+  })
+  return {
+    kube: () => {
+      if (!kube) throw new Error("control plane not started")
+      return kube
+    },
+    gitlab: () => {
+      if (!gitlab) throw new Error("simulator not started")
+      return gitlab
+    },
+  }
+}
