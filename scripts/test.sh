@@ -8,6 +8,6 @@ cd "$root"
 source scripts/env.sh
 echo "== lint"; biome check .
 echo "== typecheck"; tsc -b
-echo "== test binaries (etcd, kube-apiserver, kube-controller-manager, kubectl; cached by version)"
+echo "== test binaries (etcd, kube-apiserver, kube-controller-manager, kubectl, vault; cached by version)"
 node tooling/testenv/src/cli.ts build
 echo "== tests"; vitest run "$@"

@@ -1,21 +1,24 @@
 /**
- * Builds the test-environment binaries (etcd, kube-apiserver, kube-controller-manager, kubectl)
- * from the Go tools modules under tooling/testenv/go/<module>/ with the ordinary `go build`,
+ * Builds the test-environment binaries (etcd, kube-apiserver, kube-controller-manager, kubectl,
+ * vault) from the Go tools modules under tooling/testenv/go/<module>/ with the ordinary `go build`,
  * and caches them by version + content hash under `${GLDT_CACHE:-$HOME/.cache/gldt}/bin/`.
  */
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { existsSync, readFileSync } from "node:fs"
-import { chmod, mkdir, rename, rm, stat, writeFile } from "node:fs/promises"
+import { chmod, copyFile, mkdir, rename, rm, stat, writeFile } from "node:fs/promises"
 import { homedir } from "node:os"
 import { delimiter, dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { track } from "./proc.ts"
 
 /** Names of the binaries this package can build. */
-export type ToolName = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kubectl"
+export type ToolName = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kubectl" | "vault"
 
-export const ALL_TOOLS: ReadonlyArray<ToolName> = ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"]
+export const ALL_TOOLS: ReadonlyArray<ToolName> = ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "vault"]
+
+/** The binaries `startKube` needs. */
+export const KUBE_TOOLS: ReadonlyArray<ToolName> = ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"]
 
 interface ToolSpec {
   /** Directory under go/ holding the tools module. */
@@ -25,6 +28,12 @@ interface ToolSpec {
   /** The module whose required version names the binary's version. */
   readonly versionModule: string
   readonly ldflags: (version: string) => ReadonlyArray<string>
+  /**
+   * A file of the version module copied next to the binary (`<binary>.<file>`). Vault is
+   * BUSL-1.1: it is a test-only tool, built into the cache and never shipped; its licence
+   * travels with the binary.
+   */
+  readonly licenseFile?: string
 }
 
 const kubeLdflags = (version: string): ReadonlyArray<string> => {
@@ -53,6 +62,14 @@ const SPECS: Record<ToolName, ToolSpec> = {
     ldflags: kubeLdflags,
   },
   kubectl: { module: "kube", pkg: "k8s.io/kubernetes/cmd/kubectl", versionModule: "k8s.io/kubernetes", ldflags: kubeLdflags },
+  // The main package is the module root; see go/vault/go.mod for why the api/sdk versions are pinned.
+  vault: {
+    module: "vault",
+    pkg: "github.com/hashicorp/vault",
+    versionModule: "github.com/hashicorp/vault",
+    ldflags: () => [],
+    licenseFile: "LICENSE",
+  },
 }
 
 /** tooling/testenv/ (this file lives in tooling/testenv/src/). */
@@ -242,6 +259,14 @@ export const ensureTool = async (name: ToolName, opts: BuildOptions = {}): Promi
       clearInterval(heartbeat)
     }
     await chmod(tmp, 0o755)
+    const licenseFile = SPECS[name].licenseFile
+    if (licenseFile) {
+      const { stdout } = await run(go, ["list", "-m", "-f", "{{.Dir}}", SPECS[name].versionModule], {
+        cwd: info.moduleDir,
+        env: { ...process.env, GOFLAGS: goflags, GOTOOLCHAIN: "local" },
+      })
+      await copyFile(join(stdout.trim(), licenseFile), `${info.path}.${licenseFile}`)
+    }
     await rename(tmp, info.path)
     const millis = Date.now() - started
     log(`built ${name} in ${fmtSecs(millis)} (${compiled} packages compiled) -> ${info.path}`)

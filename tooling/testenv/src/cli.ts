@@ -1,18 +1,23 @@
 #!/usr/bin/env node
 /**
  * pnpm testenv build [tool...]   build missing binaries (CI warm-up); progress on stderr
- * pnpm testenv up [--no-controller-manager] [--keep]
+ * pnpm testenv up [--no-controller-manager] [--keep] [--vault [--no-kube]]
  *                                start etcd + kube-apiserver (+ controller-manager); print
- *                                KUBECONFIG=<path> and KUBECTL=<path> on stdout; stop on SIGINT/SIGTERM
- * pnpm testenv paths             print NAME=<cached binary path> for every tool (built or not)
+ *                                KUBECONFIG=<path> and KUBECTL=<path> on stdout; with --vault also a
+ *                                Vault dev server and VAULT_ADDR=… VAULT_TOKEN=…; stop on SIGINT/SIGTERM
+ * pnpm testenv paths             print NAME=<path> and name=<path> of every cached binary (built or not)
  */
 import { readFileSync } from "node:fs"
 import { ALL_TOOLS, cacheDir, ensureTool, stderrLog, type ToolName, toolInfo } from "./build.ts"
-import { startKube } from "./kube.ts"
+import { type Kube, startKube } from "./kube.ts"
+import { startVault, type Vault } from "./vault.ts"
 
 const usage = `usage: testenv build [${ALL_TOOLS.join("|")}...]
-       testenv up [--no-controller-manager] [--keep]
+       testenv up [--no-controller-manager] [--keep] [--vault [--no-kube]]
        testenv paths
+up:    --vault    also start a Vault dev server (prints VAULT_ADDR= and VAULT_TOKEN=)
+       --no-kube  with --vault: start only Vault
+paths: prints ETCD=… and etcd=… (one line each, upper and lower case) for every tool
 env: GLDT_CACHE (binary cache root, default ~/.cache/gldt), GLDT_GO (go binary),
      GLDT_TESTENV_KEEP=1 (keep temp dir), GLDT_TESTENV_NO_KCM=1 (no controller-manager)`
 
@@ -80,9 +85,16 @@ const alive = (pid: number): boolean => {
 }
 
 const up = async (flags: ReadonlyArray<string>): Promise<number> => {
-  const unknown = flags.filter((f) => f !== "--no-controller-manager" && f !== "--keep")
+  const known = ["--no-controller-manager", "--keep", "--vault", "--no-kube"]
+  const unknown = flags.filter((f) => !known.includes(f))
   if (unknown.length > 0) {
     process.stderr.write(`unknown flag(s): ${unknown.join(", ")}\n${usage}\n`)
+    return 2
+  }
+  const withVault = flags.includes("--vault")
+  const withKube = !flags.includes("--no-kube")
+  if (!withKube && !withVault) {
+    process.stderr.write(`--no-kube needs --vault (there would be nothing to start)\n${usage}\n`)
     return 2
   }
   let signalled: NodeJS.Signals | undefined
@@ -100,10 +112,18 @@ const up = async (flags: ReadonlyArray<string>): Promise<number> => {
   process.on("SIGINT", onSignal)
   process.on("SIGTERM", onSignal)
   process.on("SIGHUP", onSignal)
-  const kube = await startKube({
-    ...(flags.includes("--no-controller-manager") ? { controllerManager: false } : {}),
-    ...(flags.includes("--keep") ? { keepDir: true } : {}),
-  })
+  const keep = flags.includes("--keep") ? { keepDir: true } : {}
+  let kube: Kube | undefined
+  let vault: Vault | undefined
+  try {
+    if (withKube) {
+      kube = await startKube({ ...(flags.includes("--no-controller-manager") ? { controllerManager: false } : {}), ...keep })
+    }
+    if (withVault) vault = await startVault(keep)
+  } catch (e) {
+    await kube?.stop()
+    throw e
+  }
   ready = true
   const chain = runnerChain()
   const watchdog = setInterval(() => {
@@ -113,14 +133,17 @@ const up = async (flags: ReadonlyArray<string>): Promise<number> => {
       onSignal("SIGHUP")
     }
   }, 1000)
-  process.stdout.write(`KUBECONFIG=${kube.kubeconfig}\nKUBECTL=${kube.kubectlPath}\n`)
-  stderrLog(`running (logs in ${kube.dir}/logs); stop with Ctrl-C or SIGTERM`)
+  if (kube) process.stdout.write(`KUBECONFIG=${kube.kubeconfig}\nKUBECTL=${kube.kubectlPath}\n`)
+  if (vault) process.stdout.write(`VAULT_ADDR=${vault.addr}\nVAULT_TOKEN=${vault.token}\n`)
+  const logs = [kube ? `${kube.dir}/logs` : undefined, vault?.logPath].filter((l) => l !== undefined).join(", ")
+  stderrLog(`running (logs in ${logs}); stop with Ctrl-C or SIGTERM`)
   await new Promise<void>((r) => {
     wake = r
   })
   clearInterval(watchdog)
   stderrLog(`${signalled}: stopping`)
-  await kube.stop()
+  await vault?.stop()
+  await kube?.stop()
   stderrLog("stopped")
   return 0
 }
@@ -128,7 +151,7 @@ const up = async (flags: ReadonlyArray<string>): Promise<number> => {
 const paths = async (): Promise<number> => {
   for (const t of ALL_TOOLS) {
     const i = await toolInfo(t)
-    process.stdout.write(`${t.toUpperCase().replaceAll("-", "_")}=${i.path}\n`)
+    process.stdout.write(`${t.toUpperCase().replaceAll("-", "_")}=${i.path}\n${t}=${i.path}\n`)
   }
   return 0
 }

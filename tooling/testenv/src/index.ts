@@ -1,5 +1,6 @@
 export {
   ALL_TOOLS,
+  KUBE_TOOLS,
   type BuildOptions,
   type BuildResult,
   cacheDir,
@@ -11,3 +12,4 @@ export {
   toolInfo,
 } from "./build.ts"
 export { type Kube, type KubectlOptions, type KubectlResult, SERVICE_CLUSTER_IP_RANGE, type StartKubeOptions, startKube } from "./kube.ts"
+export { type StartVaultOptions, startVault, type Vault, type VaultResponse } from "./vault.ts"
