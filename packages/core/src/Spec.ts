@@ -24,6 +24,13 @@ export const DEFAULT_URL = "https://gitlab.com"
 export const DEFAULT_GRACE_MS = 15 * 60_000
 /** expiresAfter below one day is refused: older GitLab versions round expiry to a date. */
 export const MIN_EXPIRES_AFTER_MS = 24 * 3_600_000
+/** expiresAfter above 100 years is refused: dates must stay below the no-expiry fingerprint range. */
+export const MAX_EXPIRES_AFTER_MS = 100 * 365 * 24 * 3_600_000
+/**
+ * Dates from here on are reserved: gldt gives tokens without an expiry a fingerprint expiry in
+ * 2999, and GitLab reports its "forever" date 3000-01-01 as no expiry at all.
+ */
+export const LATEST_EXPIRES_AT_MS = Date.UTC(2999, 0, 1)
 export const USERNAME_PATTERN = /^[a-zA-Z0-9.+_-]+$/
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
@@ -91,15 +98,15 @@ export const FIELD_DOCS = {
     "Numeric ID or unescaped path (e.g. parent/group) of the group. Do not pre-encode. Mutually exclusive with projectID.",
   name: "Name of the deploy token (at most 255 characters). The same name is reused on every rotation.",
   scopes: "Scopes granted to the deploy token. At least one scope is required.",
-  expiresAt: "Optional absolute expiry (RFC 3339). Must be in the future. Mutually exclusive with expiresAfter.",
+  expiresAt: "Optional absolute expiry (RFC 3339). Must be in the future and before 2999-01-01. Mutually exclusive with expiresAfter.",
   expiresAfter:
-    "Optional relative expiry (Go duration, at least 24h): each token expires this long after it is minted. Mutually exclusive with expiresAt.",
+    "Optional relative expiry (Go duration, at least 24h, at most 876000h = 100 years): each token expires this long after it is minted. Mutually exclusive with expiresAt.",
   username:
     "Optional username (letters, digits, '_', '-', '+', '.'; at most 255). Set it so rotation changes only the password; GitLab defaults to gitlab+deploy-token-{n}.",
   revokeGracePeriod:
     "Optional Go duration: how long a replaced token stays valid after its successor was delivered. Default 15m.",
   renewBeforeExpiry:
-    "Optional Go duration: rotate this long before a token's own expiry. Default: a third of its lifetime, at most 24h.",
+    "Optional Go duration: rotate this long before a token's own expiry; at most half of expiresAfter. Default: a third of its lifetime, at most 24h.",
   caBundle: "Optional base64-encoded PEM bundle of CAs to trust for a self-managed GitLab.",
   caProvider: "Optional reference to a Secret or ConfigMap key holding a PEM CA bundle.",
   auth: "How to authenticate to the GitLab API: a Secret key holding an access token with the api scope.",
@@ -212,6 +219,11 @@ const checkTarget = (problems: Problem[], spec: Obj): Target | undefined => {
     problems.push({ path, message: "is not a valid path; write it like group/project without leading or trailing '/'" })
     return undefined
   }
+  if (id.split("/").some((segment) => segment === "." || segment === "..")) {
+    // `..` would climb out of the API path (groupID ".." lists every token of the instance).
+    problems.push({ path, message: `"${id}" has a '.' or '..' segment; write the real path, e.g. mygroup/myproject, or the numeric ID` })
+    return undefined
+  }
   if (kind === "project" && !/^\d+$/.test(id) && !id.includes("/")) {
     problems.push({
       path,
@@ -269,6 +281,13 @@ const checkExpiry = (problems: Problem[], spec: Obj, now: number | undefined): E
       })
       return undefined
     }
+    if (at >= LATEST_EXPIRES_AT_MS) {
+      problems.push({
+        path: "spec.expiresAt",
+        message: `${text} is too far away; use a date before 2999-01-01, or leave expiresAt out for a token without expiry`,
+      })
+      return undefined
+    }
     return { kind: "at", at }
   }
   if (hasAfter) {
@@ -276,6 +295,13 @@ const checkExpiry = (problems: Problem[], spec: Obj, now: number | undefined): E
     if (ms === undefined) return undefined
     if (ms < MIN_EXPIRES_AFTER_MS) {
       problems.push({ path: "spec.expiresAfter", message: `${formatGoDuration(ms)} is too short; use at least 24h` })
+      return undefined
+    }
+    if (ms > MAX_EXPIRES_AFTER_MS) {
+      problems.push({
+        path: "spec.expiresAfter",
+        message: `"${String(spec.expiresAfter)}" is too long; use at most 876000h (100 years), or leave it out for a token without expiry`,
+      })
       return undefined
     }
     return { kind: "after", ms }
@@ -373,6 +399,13 @@ export const validateSpec = (
   }
   const grace = input.revokeGracePeriod === undefined ? undefined : checkDuration(problems, "spec.revokeGracePeriod", input.revokeGracePeriod)
   const renew = input.renewBeforeExpiry === undefined ? undefined : checkDuration(problems, "spec.renewBeforeExpiry", input.renewBeforeExpiry)
+  if (renew !== undefined && expiry?.kind === "after" && renew > expiry.ms / 2) {
+    // A margin at or above the lifetime makes every fresh token "due" at once: a mint loop.
+    problems.push({
+      path: "spec.renewBeforeExpiry",
+      message: `${formatGoDuration(renew)} is not well below the token lifetime (expiresAfter ${formatGoDuration(expiry.ms)}); use at most half of it (${formatGoDuration(Math.floor(expiry.ms / 2))}) or leave it out for the default`,
+    })
+  }
   const caBundle = input.caBundle === undefined ? undefined : checkCaBundle(problems, input.caBundle)
   const caProvider = input.caProvider === undefined ? undefined : checkCaProvider(problems, input.caProvider)
   if (

@@ -55,6 +55,14 @@ describe("spec validation", () => {
     ["bad secret name", { ...base, auth: { token: { secretRef: { name: "Bad_Name", key: "token" } } } }, /^spec\.auth\.token\.secretRef\.name: must be a Kubernetes object name/],
     ["unknown field", { ...base, expires_at: "2027-01-01" }, /^spec\.expires_at: is not a field of GitlabDeployToken/],
     ["bad grace", { ...base, revokeGracePeriod: "soon" }, /^spec\.revokeGracePeriod: "soon" is not a duration/],
+    // Issue 7 §4: each of these crashed or misbehaved before it was refused.
+    ["renewBeforeExpiry above the lifetime (a mint loop)", { ...base, expiresAfter: "24h", renewBeforeExpiry: "48h" }, /^spec\.renewBeforeExpiry: 48h0m0s is not well below the token lifetime \(expiresAfter 24h0m0s\); use at most half of it \(12h0m0s\)/],
+    ["renewBeforeExpiry equal to the lifetime", { ...base, expiresAfter: "24h", renewBeforeExpiry: "24h" }, /^spec\.renewBeforeExpiry: .*not well below/],
+    ["expiresAfter that overflows a date", { ...base, expiresAfter: "9000000000h" }, /^spec\.expiresAfter: "9000000000h" is too long; use at most 876000h \(100 years\)/],
+    ["expiresAt in GitLab's forever range", { ...base, expiresAt: "3000-01-01T00:00:00Z" }, /^spec\.expiresAt: 3000-01-01T00:00:00Z is too far away; use a date before 2999-01-01/],
+    ["groupID ..", { ...base, projectID: undefined, groupID: ".." }, /^spec\.groupID: "\.\." has a '\.' or '\.\.' segment/],
+    ["projectID with a . segment", { ...base, projectID: "group/./project" }, /^spec\.projectID: "group\/\.\/project" has a '\.' or '\.\.' segment/],
+    ["projectID climbing out", { ...base, projectID: "group/../../deploy_tokens" }, /^spec\.projectID: .*has a '\.' or '\.\.' segment/],
     ["caBundle that is not PEM", { ...base, caBundle: "bm90IGEgY2VydA==" }, /^spec\.caBundle: is not a PEM certificate bundle/],
   ]
   for (const [label, spec, pattern] of rejected) {
@@ -64,6 +72,11 @@ describe("spec validation", () => {
       assert.isUndefined(validateSpec(spec, { now: NOW }).spec)
     })
   }
+
+  it("accepts renewBeforeExpiry of exactly half the lifetime, and 100 years of expiresAfter", () => {
+    assert.deepStrictEqual(problemsOf({ ...base, expiresAfter: "24h", renewBeforeExpiry: "12h" }), [])
+    assert.deepStrictEqual(problemsOf({ ...base, expiresAfter: "876000h" }), [])
+  })
 
   it("reports every problem at once", () => {
     const problems = problemsOf({ ...base, groupID: "7", scopes: [], name: "" })
