@@ -1,4 +1,4 @@
-/** The GitLab service: the four deploy-token calls plus an access preflight. Implemented by @gldt/gitlab. */
+/** The GitLab service: the deploy-token calls, target resolution and an access preflight. Implemented by @gldt/gitlab. */
 import { Context, type Effect, type Redacted } from "effect"
 import type { GitLabError } from "./Errors.ts"
 import type { Scope, Target } from "./Spec.ts"
@@ -60,6 +60,11 @@ export class GitLab extends Context.Service<
     revoke(conn: Connection, target: Target, tokenId: number): Effect.Effect<void, GitLabError>
     /** GET every page of the target's tokens, id ascending. */
     list(conn: Connection, target: Target): Effect.Effect<ReadonlyArray<DeployToken>, GitLabError>
+    /**
+     * The target by numeric id: a numeric id as given; a path is looked up (`GET /projects/:path`,
+     * `GET /groups/:path`), following a moved project's redirect within the instance.
+     */
+    resolveTarget(conn: Connection, target: Target): Effect.Effect<Target, GitLabError>
     /** Checks that the access token reaches the target; mints nothing. */
     preflight(conn: Connection, target: Target): Effect.Effect<AccessReport, GitLabError>
   }

@@ -37,6 +37,8 @@ export const TokenRecord = Schema.Struct({
   /** Last failed revocation, for status; never contains a secret. */
   lastError: Schema.optional(Schema.String),
   revokeAttempts: Schema.optional(Schema.Number),
+  /** After a failed revocation: not to be retried before this instant (exponential back-off). */
+  retryAt: Schema.optional(Schema.Number),
 })
 export type TokenRecord = typeof TokenRecord.Type
 
@@ -80,6 +82,13 @@ export const StateRecord = Schema.Struct({
   /** Last time the spec was reconciled, and the last error (no secrets). */
   lastReconciledAt: Schema.optional(Schema.Number),
   lastError: Schema.optional(Schema.String),
+  /**
+   * Numeric ids of targets the spec names by path (`url|kind|path` → id), resolved before the
+   * first mint, so a renamed or moved project keeps its tokens revocable.
+   */
+  targets: Schema.optional(Schema.Record(Schema.String, Schema.String)),
+  /** When revokeAll first ran for this consumer: suspects are released a bounded wait after it. */
+  deletingSince: Schema.optional(Schema.Number),
 })
 export type StateRecord = typeof StateRecord.Type
 

@@ -14,7 +14,7 @@ export interface FakeToken {
   foreign: boolean
 }
 
-export type Op = "create" | "revoke" | "list"
+export type Op = "create" | "revoke" | "list" | "resolve"
 
 export class FakeGitLab extends Context.Service<
   FakeGitLab,
@@ -23,20 +23,50 @@ export class FakeGitLab extends Context.Service<
     readonly calls: Array<{ op: Op; target: string; id?: number }>
     /** Next failure per op; consumed once. `applied` makes create/revoke take effect anyway. */
     readonly failNext: Map<Op, { error: GitLabError; applied?: boolean }>
+    /** Failures that never go away (a revocation GitLab refuses for good). */
+    readonly failAlways: Map<Op, GitLabError>
     addForeign(target: string, t: Omit<FakeToken, "id" | "target" | "secret" | "foreign">): FakeToken
+    /** Path → numeric id of projects and groups (`project:group/project` → "7"); unknown paths get a new id on first lookup. */
+    readonly paths: Map<string, string>
+    /** Renames or moves a namespace: its id (and tokens) stay, the old path is free for another. */
+    move(kind: "project" | "group", from: string, to: string): void
+    /** `kind:id` of a target, a path looked up (and given a new id when unknown). */
+    targetKey(t: { readonly kind: string; readonly id: string }): string
   }
 >()("test/FakeGitLab") {
   static readonly layer = Layer.effect(
     FakeGitLab,
     Effect.sync(() => {
       const tokens = new Map<number, FakeToken>()
+      const paths = new Map<string, string>()
       let nextId = 100
+      let nextNamespace = 7
+      const targetKey = (t: { readonly kind: string; readonly id: string }) => {
+        if (/^\d+$/.test(t.id)) return `${t.kind}:${t.id}`
+        const p = `${t.kind}:${t.id}`
+        let id = paths.get(p)
+        if (id === undefined) {
+          id = String(nextNamespace++)
+          paths.set(p, id)
+        }
+        return `${t.kind}:${id}`
+      }
       return FakeGitLab.of({
+        targetKey,
         tokens,
         calls: [],
         failNext: new Map(),
+        failAlways: new Map(),
+        paths,
+        move: (kind, from, to) => {
+          const id = paths.get(`${kind}:${from}`)
+          if (id === undefined) throw new Error(`no ${kind} at ${from}`)
+          paths.delete(`${kind}:${from}`)
+          paths.set(`${kind}:${to}`, id)
+        },
         addForeign: (target, t) => {
-          const token = { ...t, id: nextId++, target, secret: `gldt-foreign${nextId}`, foreign: true }
+          const [kind = "", ...rest] = target.split(":")
+          const token = { ...t, id: nextId++, target: targetKey({ kind, id: rest.join(":") }), secret: `gldt-foreign${nextId}`, foreign: true }
           tokens.set(token.id, token)
           return token
         },
@@ -49,8 +79,11 @@ export class FakeGitLab extends Context.Service<
     Effect.gen(function* () {
       const fake = yield* FakeGitLab
       let nextId = 1000
-      const key = (t: { kind: string; id: string }) => `${t.kind}:${t.id}`
+      /** Tokens live under the numeric id; a path is looked up as GitLab would. */
+      const key = fake.targetKey
       const failure = (op: Op) => {
+        const always = fake.failAlways.get(op)
+        if (always) return { error: always, applied: false }
         const f = fake.failNext.get(op)
         if (f) fake.failNext.delete(op)
         return f
@@ -112,6 +145,13 @@ export class FakeGitLab extends Context.Service<
                 .sort((a, b) => a.id - b.id)
                 .map((t) => ({ id: t.id, name: t.name, username: t.username, expiresAt: t.expiresAt, scopes: t.scopes, revoked: false, expired: false })),
             )
+          }),
+        resolveTarget: (_conn, target) =>
+          Effect.suspend(() => {
+            fake.calls.push({ op: "resolve", target: `${target.kind}:${target.id}` })
+            const f = failure("resolve")
+            if (f) return Effect.fail(f.error)
+            return Effect.succeed({ kind: target.kind, id: key(target).split(":")[1]! })
           }),
         preflight: () => Effect.succeed({ tokenCount: 0, canManage: true }),
       })

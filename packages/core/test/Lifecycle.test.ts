@@ -1,11 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Clock, Effect, Layer, Logger, Option, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import { GitLab } from "../src/GitLab.ts"
-import { type Job, reconcile, recover, revokeAll, rotate } from "../src/Lifecycle.ts"
+import { RateLimited, StateError } from "../src/Errors.ts"
+import { forgetSuspect, type Job, listSuspects, reconcile, recover, revokeAll, revokeSuspect, rotate } from "../src/Lifecycle.ts"
 import { MemorySink, Sink } from "../src/Sink.ts"
 import { type DeployTokenSpec, validateSpec } from "../src/Spec.ts"
-import { State } from "../src/State.ts"
+import { State, type StateRecord } from "../src/State.ts"
 import { errors, FakeGitLab } from "./FakeGitLab.ts"
 
 const HOUR = 3_600_000
@@ -114,21 +115,52 @@ describe("lifecycle", () => {
     Effect.gen(function* () {
       const j = job({ spec: specOf({ expiresAfter: "72h" }), policy: { refreshIntervalMs: 0, graceMs: 0 } })
       const first = yield* reconcile(j)
-      // Renewal margin defaults to a third of the lifetime capped at 24h: rotate at 48h.
-      assert.strictEqual(first.nextAt, 48 * HOUR)
-      yield* TestClock.adjust(48 * HOUR - 1)
+      // Renewal margin defaults to a third of the lifetime capped at 24h, counted from the token's
+      // own expiry, which its fingerprint moved up to an hour earlier than 72h.
+      const expiry = Date.parse((yield* stateOf(j.key)).current!.expiresAt!)
+      assert.isAtMost(expiry, 72 * HOUR)
+      assert.isAbove(expiry, 71 * HOUR)
+      assert.strictEqual(first.nextAt, expiry - Math.floor(expiry / 3))
+      yield* TestClock.adjust(first.nextAt! - 1)
       assert.strictEqual((yield* reconcile(j)).reason, undefined)
       yield* TestClock.adjust(1)
       assert.strictEqual((yield* reconcile(j)).reason, "the token expires soon")
       assert.strictEqual((yield* live).length, 1, "grace 0 revokes the old one at once")
     }).pipe(Effect.provide(TestLayer)))
 
-  it.effect("the expiry sent carries a millisecond nonce and the requested second", () =>
+  it.effect("an absolute expiry is marked by moving it earlier, never later", () =>
     Effect.gen(function* () {
-      yield* reconcile(job({ spec: specOf({ expiresAt: "2027-01-01T00:00:00Z" }) }))
+      const at = Date.parse("2027-01-01T00:00:00Z")
+      const seen = new Set<string>()
+      for (let i = 0; i < 20; i++) {
+        yield* reconcile(job({ key: `k${i}`, spec: specOf({ expiresAt: "2027-01-01T00:00:00Z" }) }))
+      }
+      for (const t of yield* live) {
+        const ms = Date.parse(t.expiresAt!)
+        assert.isBelow(ms, at, "never later than asked")
+        assert.isAtLeast(ms, at - HOUR, "at most an hour earlier")
+        seen.add(t.expiresAt!)
+      }
+      assert.strictEqual(seen.size, 20, "each mint carries its own mark")
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("a spec without expiry still sends a fingerprint: a date in 2999, never GitLab's forever 3000-01-01", () =>
+    Effect.gen(function* () {
+      yield* reconcile(job())
       const t = (yield* live)[0]!
-      assert.match(t.expiresAt!, /^2027-01-01T00:00:00\.\d{3}Z$/)
-      assert.notStrictEqual(t.expiresAt, "2027-01-01T00:00:00.000Z")
+      assert.match(t.expiresAt!, /^2999-/)
+      assert.isBelow(Date.parse(t.expiresAt!), Date.parse("3000-01-01T00:00:00Z"))
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("a renewal margin at or above the lifetime is clamped: a fresh token is not due at once", () =>
+    Effect.gen(function* () {
+      // validateSpec refuses this; core must not mint in a loop if handed it anyway.
+      const spec = { ...specOf({ expiresAfter: "24h" }), renewBeforeExpiryMs: 48 * HOUR }
+      const j = job({ spec, policy: { refreshIntervalMs: 0, graceMs: 0 } })
+      yield* reconcile(j)
+      const again = yield* reconcile(j)
+      assert.strictEqual(again.reason, undefined)
+      assert.strictEqual((yield* live).length, 1)
     }).pipe(Effect.provide(TestLayer)))
 
   it.effect("revokeAll on consumer deletion revokes everything and drops the record", () =>
@@ -165,7 +197,11 @@ describe("lifecycle", () => {
         const rec = yield* stateOf(j.key)
         assert.deepStrictEqual(rec.retiring.map((t) => t.id), [old])
         assert.include(rec.retiring[0]!.lastError ?? "", make()._tag)
-        // The next reconcile retries and confirms.
+        // Not retried before its back-off; then the next reconcile retries and confirms.
+        const calls = fake.calls.length
+        assert.strictEqual((yield* reconcile(j)).actions.length, 0)
+        assert.strictEqual(fake.calls.length, calls, "no DELETE before the back-off")
+        yield* TestClock.adjust(rec.retiring[0]!.retryAt! - (yield* Clock.currentTimeMillis))
         const again = yield* reconcile(j)
         assert.deepStrictEqual(again.actions.map((a) => a.action), ["revoked"])
         assert.strictEqual((yield* stateOf(j.key)).retiring.length, 0)
@@ -222,21 +258,24 @@ describe("lifecycle", () => {
       assert.strictEqual((yield* live).length, 0)
     }).pipe(Effect.provide(TestLayer)))
 
-  it.effect("without an expiry to carry a nonce, a look-alike after a lost create is a suspect, not revoked", () =>
+  it.effect("without an expiry in the spec, the token of a lost create is still proven ours and revoked (issue 7 §1)", () =>
     Effect.gen(function* () {
       const fake = yield* FakeGitLab
       const j = job()
       yield* reconcile(j)
       fake.failNext.set("create", { error: errors.lost(), applied: true })
       yield* TestClock.adjust(HOUR)
-      yield* Effect.flip(reconcile(j))
-      assert.isDefined((yield* stateOf(j.key)).intent, "unsettled: the intent stays open")
-      yield* TestClock.adjust(60_000)
-      yield* reconcile(j)
+      const failed = yield* Effect.flip(reconcile(j))
+      assert.strictEqual(failed._tag, "Unavailable")
       const rec = yield* stateOf(j.key)
-      assert.isUndefined(rec.intent)
-      assert.strictEqual(rec.suspects.length, 1)
-      assert.isTrue(fake.tokens.has(rec.suspects[0]!.id), "suspect left untouched")
+      assert.isUndefined(rec.intent, "the exact fingerprint resolves it without waiting")
+      assert.strictEqual(rec.suspects.length, 0)
+      assert.strictEqual((yield* live).length, 1, "only the delivered token is live")
+      yield* rotate(j, yield* Clock.currentTimeMillis)
+      yield* TestClock.adjust(HOUR)
+      yield* reconcile(j)
+      yield* revokeAll(j)
+      assert.strictEqual((yield* live).length, 0)
     }).pipe(Effect.provide(TestLayer)))
 
   it.effect("a create that lands after its timeout is still found, and nothing is minted meanwhile", () =>
@@ -255,7 +294,7 @@ describe("lifecycle", () => {
       // The server applies the slow create late, as GitLab does after a client timeout.
       fake.tokens.set(5000, {
         id: 5000,
-        target: "project:group/project",
+        target: fake.targetKey({ kind: "project", id: "group/project" }),
         name: intent.name,
         username: "eso",
         scopes: [...intent.scopes],
@@ -287,7 +326,7 @@ describe("lifecycle", () => {
       assert.match(report.revokeErrors[0]!.error, /lives at https:\/\/gitlab\.com, not https:\/\/gitlab\.other\.example/)
       assert.deepStrictEqual((yield* stateOf(a.key)).retiring.map((t) => t.id), [old], "still tracked (I1, I5)")
       // With the old instance's manifest and token it goes.
-      const back = yield* revokeAll(a)
+      const back = yield* revokeAll(a, { retryNow: true })
       assert.include(back.actions.map((x) => `${x.action} ${x.tokenId}`), `revoked ${old}`)
     }).pipe(Effect.provide(TestLayer)))
 
@@ -351,5 +390,267 @@ describe("lifecycle", () => {
       const report = yield* reconcile(j)
       assert.strictEqual(report.reason, "the sink lost the credential")
       assert.isTrue((yield* MemorySink).values.has(j.key))
+    }).pipe(Effect.provide(TestLayer)))
+})
+
+/** Writes a record as an interrupted or older process would have left it. */
+const putRecord = (record: StateRecord) =>
+  Effect.gen(function* () {
+    const s = yield* State
+    const found = yield* s.load(record.key)
+    yield* s.save(record.key, record, Option.isSome(found) ? found.value.version : null)
+  })
+
+const capturingLogs = () => {
+  const lines: string[] = []
+  const layer = Logger.layer([
+    Logger.formatLogFmt.pipe(
+      // biome-ignore lint/suspicious/useIterableCallbackReturn: Logger.map, not Array.prototype.map
+      Logger.map((line: string) => {
+        lines.push(line)
+      }),
+    ),
+  ])
+  return { lines, layer }
+}
+
+describe("issue 7: every token provably ours", () => {
+  it.effect("recovery never calls a token that another key of the same State tracks ours, even with the same mark", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      const b = job({ key: "ns/b" })
+      yield* reconcile(b)
+      const theirs = (yield* stateOf(b.key)).current!
+      // Key a shares spec and target; its interrupted create carried (by bad luck) the same mark.
+      const a = job({ key: "ns/a" })
+      yield* putRecord({
+        key: a.key,
+        generation: 1,
+        retiring: [],
+        suspects: [],
+        watermarks: {},
+        intent: {
+          generation: 1,
+          location: theirs.location,
+          name: theirs.name,
+          username: "eso",
+          scopes: [...theirs.scopes],
+          expiresAt: theirs.expiresAt,
+          specHash: theirs.specHash,
+          watermark: 0,
+          createdAt: 0,
+        },
+      })
+      yield* TestClock.adjust(HOUR)
+      const report = yield* recover(a)
+      assert.deepStrictEqual(report.actions, [])
+      assert.isTrue(fake.tokens.has(theirs.id), "b's live token was not revoked")
+      assert.deepStrictEqual((yield* stateOf(a.key)).suspects, [], "nor taken as a's suspect")
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("several keys sharing one spec and target each get their own mark, and a lost create of one is resolved exactly", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      const keys = ["ns/a", "ns/b", "ns/c"].map((key) => job({ key, policy: { refreshIntervalMs: HOUR, graceMs: 0 } }))
+      for (const j of keys) yield* reconcile(j)
+      const marks = new Set((yield* live).map((t) => t.expiresAt))
+      assert.strictEqual(marks.size, 3)
+      fake.failNext.set("create", { error: errors.lost(), applied: true })
+      yield* TestClock.adjust(HOUR)
+      yield* Effect.flip(reconcile(keys[1]!))
+      for (const j of keys) yield* reconcile(j)
+      for (const j of keys) assert.deepStrictEqual((yield* stateOf(j.key)).suspects, [])
+      assert.strictEqual((yield* live).length, 3, "one live token per key")
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("a suspect GitLab no longer lists is dropped by recover", () =>
+    Effect.gen(function* () {
+      const j = job()
+      yield* reconcile(j)
+      const rec = yield* stateOf(j.key)
+      yield* putRecord({
+        ...rec,
+        suspects: [{ id: 4242, location: rec.current!.location, name: "eso-managed", username: "eso", generation: 1, foundAt: 0 }],
+      })
+      const report = yield* recover(j)
+      assert.deepStrictEqual(report.suspects, [])
+      assert.deepStrictEqual((yield* stateOf(j.key)).suspects, [])
+    }).pipe(Effect.provide(TestLayer)))
+
+  const withSuspect = (j: Job) =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      yield* reconcile(j)
+      const rec = yield* stateOf(j.key)
+      const lookalike = fake.addForeign("project:group/project", { name: "eso-managed", username: "eso", scopes: ["read_repository", "read_registry"], expiresAt: null })
+      yield* putRecord({
+        ...rec,
+        suspects: [{ id: lookalike.id, location: rec.current!.location, name: "eso-managed", username: "eso", generation: 1, foundAt: 0 }],
+      })
+      return lookalike.id
+    })
+
+  it.effect("gldt suspects: list, revoke one by id (GitLab confirms), forget one by id (GitLab untouched)", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      const j = job()
+      const id = yield* withSuspect(j)
+      assert.deepStrictEqual((yield* listSuspects()).map((l) => [l.key, l.suspect.id]), [[j.key, id]])
+      const unknown = yield* Effect.flip(revokeSuspect(j, 1))
+      assert.match(unknown.message, /token 1 is not a suspect of default\/gitlab-deploy-token \(its suspects: \d+\); gldt suspects lists them/)
+      yield* revokeSuspect(j, id)
+      assert.isFalse(fake.tokens.has(id))
+      assert.deepStrictEqual(yield* listSuspects(), [])
+      const other = yield* withSuspect(job({ key: "ns/other" }))
+      yield* forgetSuspect("ns/other", other)
+      assert.isTrue(fake.tokens.has(other), "forget never touches GitLab")
+      assert.deepStrictEqual(yield* listSuspects(), [])
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("deleting a consumer with a suspect does not hang: after the bounded wait it is released with a warning and the id", () =>
+    Effect.gen(function* () {
+      const j = job()
+      const id = yield* withSuspect(j)
+      const logs = capturingLogs()
+      const first = yield* revokeAll(j, { suspectWaitMs: 10 * MIN }).pipe(Effect.provide(logs.layer))
+      assert.deepStrictEqual(first.suspects, [id])
+      assert.strictEqual(first.nextAt, 10 * MIN, "come back when the wait is over")
+      const s = yield* State
+      assert.isTrue(Option.isSome(yield* s.load(j.key)), "kept for a person to decide meanwhile")
+      yield* TestClock.adjust(10 * MIN)
+      const second = yield* revokeAll(j, { suspectWaitMs: 10 * MIN }).pipe(Effect.provide(logs.layer))
+      assert.deepStrictEqual(second.actions.map((a) => [a.action, a.tokenId]), [["released", id]])
+      assert.isTrue(Option.isNone(yield* s.load(j.key)), "the record is gone: the deletion completes")
+      assert.isTrue(logs.lines.some((l) => l.includes("level=WARN") && l.includes("releasing suspects") && l.includes(`tokenIds=${id}`)), logs.lines.join("\n"))
+    }).pipe(Effect.provide(TestLayer)))
+})
+
+describe("issue 7: targets are stored by numeric id", () => {
+  it.effect("a path is resolved once, before the first mint, and the id is used from then on", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      const j = job()
+      yield* reconcile(j)
+      const rec = yield* stateOf(j.key)
+      assert.match(rec.current!.location.target.id, /^\d+$/)
+      assert.deepStrictEqual(Object.values(rec.targets ?? {}), [rec.current!.location.target.id])
+      yield* rotate(j, yield* Clock.currentTimeMillis)
+      assert.strictEqual(fake.calls.filter((c) => c.op === "resolve").length, 1)
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("a project renamed mid-life keeps its tokens revocable, and a new project at the old path is not touched", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      const j = job({ policy: { refreshIntervalMs: HOUR, graceMs: 0 } })
+      yield* reconcile(j)
+      yield* TestClock.adjust(HOUR)
+      yield* reconcile(j)
+      const ours = (yield* live).map((t) => t.id)
+      fake.move("project", "group/project", "group/renamed")
+      // Another project takes the old path, with a token of its own.
+      const squatter = fake.addForeign("project:group/project", { name: "eso-managed", username: "eso", scopes: ["read_registry"], expiresAt: null })
+      const report = yield* revokeAll(j)
+      assert.deepStrictEqual(report.revokeErrors, [])
+      assert.deepStrictEqual(
+        report.actions.filter((a) => a.action === "revoked").map((a) => a.tokenId),
+        ours,
+      )
+      assert.strictEqual((yield* live).length, 0, "every token reported revoked is really gone")
+      assert.isTrue(fake.tokens.has(squatter.id))
+    }).pipe(Effect.provide(TestLayer)))
+})
+
+describe("issue 7: calm retries", () => {
+  it.effect("a failed revocation is retried only after an exponential, jittered, capped back-off persisted per token", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      const j = job({ policy: { refreshIntervalMs: HOUR, graceMs: 0 } })
+      yield* reconcile(j)
+      fake.failAlways.set("revoke", errors.forbidden())
+      yield* TestClock.adjust(HOUR)
+      const gaps: number[] = []
+      let report = yield* reconcile(j)
+      for (let i = 0; i < 9; i++) {
+        const t = (yield* stateOf(j.key)).retiring[0]!
+        const now = yield* Clock.currentTimeMillis
+        assert.strictEqual(t.revokeAttempts, i + 1)
+        assert.isAbove(report.nextAt!, now, "nextAt is never in the past")
+        gaps.push(t.retryAt! - now)
+        yield* TestClock.adjust(t.retryAt! - now)
+        report = yield* reconcile(j)
+      }
+      assert.isAtLeast(gaps[0]!, 0.8 * 30_000)
+      assert.isAtMost(gaps[0]!, 1.2 * 30_000)
+      for (let i = 1; i < 5; i++) assert.isAbove(gaps[i]!, gaps[i - 1]!, `grows: ${gaps.join(", ")}`)
+      assert.isAtMost(Math.max(...gaps), 1.2 * 3_600_000, "capped at about an hour")
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("a rate-limited revocation waits at least GitLab's Retry-After", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      const j = job({ policy: { refreshIntervalMs: HOUR, graceMs: 0 } })
+      yield* reconcile(j)
+      fake.failNext.set("revoke", { error: new RateLimited({ message: "429", retryAfterMs: 2 * HOUR }) })
+      yield* TestClock.adjust(HOUR)
+      const report = yield* reconcile(j)
+      const now = yield* Clock.currentTimeMillis
+      assert.isAtLeast((yield* stateOf(j.key)).retiring[0]!.retryAt!, now + 2 * HOUR)
+      assert.deepStrictEqual(report.revokeErrors.map((e) => e.tokenId), [(yield* stateOf(j.key)).retiring[0]!.id])
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("an unsettled create that blocks a due rotation does not make nextAt the past", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      const j = job({ policy: { refreshIntervalMs: HOUR, graceMs: 0 } })
+      yield* reconcile(j)
+      yield* TestClock.adjust(HOUR)
+      fake.failNext.set("create", { error: errors.lost(), applied: false })
+      yield* Effect.flip(reconcile(j))
+      yield* TestClock.adjust(5_000)
+      const report = yield* reconcile(j)
+      assert.isTrue(report.openIntent)
+      const now = yield* Clock.currentTimeMillis
+      assert.strictEqual(report.nextAt, HOUR + 60_000, "the moment the create has settled, not the overdue rotation")
+      assert.isAbove(report.nextAt!, now)
+    }).pipe(Effect.provide(TestLayer)))
+})
+
+describe("issue 7 §5: smaller defects", () => {
+  it.effect("when State cannot record a minted token, its id is kept and it is revoked at once", () =>
+    Effect.gen(function* () {
+      const state = yield* State
+      const j = job()
+      let refused = false
+      const flaky = State.of({
+        ...state,
+        save: (key, record, expected) =>
+          record.pending !== undefined && !refused
+            ? Effect.sync(() => {
+                refused = true
+              }).pipe(Effect.andThen(Effect.fail(new StateError({ key, message: "disk full (test)" }))))
+            : state.save(key, record, expected),
+      })
+      const failed = yield* Effect.flip(reconcile(j).pipe(Effect.provideService(State, flaky)))
+      assert.strictEqual(failed._tag, "StateError")
+      assert.strictEqual((yield* live).length, 0, "the minted token did not stay live")
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("an undelivered token is not revoked at once when the sink holds an altered credential: it gets the grace", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      const j = job({ policy: { refreshIntervalMs: HOUR, graceMs: 5 * MIN } })
+      yield* reconcile(j)
+      yield* TestClock.adjust(HOUR)
+      // A crash after the create of the next token, before delivery: it is pending.
+      const rec = yield* stateOf(j.key)
+      const gitlab = yield* GitLab
+      const minted = yield* gitlab.create(j.connection, rec.current!.location.target, { name: "eso-managed", scopes: ["read_registry"], username: "eso" })
+      yield* putRecord({ ...rec, generation: rec.generation + 1, pending: { ...rec.current!, id: minted.id, generation: rec.generation + 1, createdAt: HOUR } })
+      // Someone edited the sink: it holds a credential with an id gldt never made.
+      ;(yield* MemorySink).values.set(j.key, { username: "eso", token: Redacted.make("edited"), tokenId: 999_999, gitlabUrl: "https://gitlab.com" })
+      yield* recover(j, { graceMs: 5 * MIN })
+      assert.isTrue(fake.tokens.has(minted.id), "not revoked at once")
+      const retiring = (yield* stateOf(j.key)).retiring.find((t) => t.id === minted.id)
+      assert.strictEqual(retiring?.revokeAfter, HOUR + 5 * MIN)
     }).pipe(Effect.provide(TestLayer)))
 })
