@@ -4,7 +4,9 @@
  * - `create` (POST) is retried only when it certainly did not reach GitLab's application: a 429
  *   (Rack::Attack answers before the app runs) or a connection that failed before sending. A 5xx, a
  *   reset or a timeout after sending is `Unavailable{maybeApplied: true}`, never retried.
- * - `revoke` (DELETE), `list` (GET) and the `preflight` probe retry 429, 500/502/503/504, 408 and
+ * - `resolveTarget` turns a `group/project` path into its numeric id (GET, following a moved
+ *   project's redirect within the instance).
+ * - `revoke` (DELETE), `list` and `resolveTarget` (GET) and the `preflight` probe retry 429, 500/502/503/504, 408 and
  *   network failures with jittered exponential back-off, honouring `Retry-After`/`RateLimit-Reset`.
  * - The access token goes only to the connection's origin: `http://` is refused unless
  *   `allowHttp`, redirects are followed only on GET and only within the origin.
@@ -405,6 +407,21 @@ const makeService = (opts: ResolvedOptions, transport: GitLabTransport["Service"
       Effect.withSpan("GitLab.list", { attributes: { target: `${target.kind}:${target.id}` } }),
     )
 
+  const resolveTarget = (conn: Connection, target: Target): Effect.Effect<Target, GitLabError> =>
+    Effect.gen(function* () {
+      if (/^\d+$/.test(target.id)) return target
+      const ctx = yield* context(conn, target)
+      const i = info(ctx, "GET", "")
+      // A moved project answers 301 to its numeric id on GET, which `exchange` follows within the origin.
+      return yield* call(ctx, i, urlOf(ctx, ""), undefined, (ex): Result.Result<Target, Failure> => {
+        const json = parseJson(ex.text)
+        const id = Result.isSuccess(json) && typeof json.success === "object" && json.success !== null ? (json.success as { id?: unknown }).id : undefined
+        return isInt(id) && id > 0
+          ? Result.succeed({ kind: target.kind, id: String(id) })
+          : Result.fail(unreadable(i, ex.status, `the ${target.kind} has no numeric id in the answer`))
+      })
+    }).pipe(Effect.withSpan("GitLab.resolveTarget", { attributes: { target: `${target.kind}:${target.id}` } }))
+
   const preflight = (conn: Connection, target: Target): Effect.Effect<AccessReport, GitLabError> =>
     Effect.gen(function* () {
       const ctx = yield* context(conn, target)
@@ -420,7 +437,7 @@ const makeService = (opts: ResolvedOptions, transport: GitLabTransport["Service"
       )
     }).pipe(Effect.withSpan("GitLab.preflight", { attributes: { target: `${target.kind}:${target.id}` } }))
 
-  return GitLab.of({ create, revoke, list, preflight })
+  return GitLab.of({ create, revoke, list, resolveTarget, preflight })
 }
 
 /** The page after `page`: `X-Next-Page` when present (empty means none), else guessed from the count. */

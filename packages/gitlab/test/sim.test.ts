@@ -412,6 +412,41 @@ describe("faults", () => {
   )
 })
 
+describe("resolveTarget", () => {
+  it.live("resolves a project path and a group path to their numeric ids; a numeric id makes no call", () =>
+    Effect.gen(function* () {
+      const w = yield* simulator()
+      const resolved = yield* withGitLab((gl) =>
+        Effect.all([
+          gl.resolveTarget(connect(w, w.pats.maintainer), project),
+          gl.resolveTarget(connect(w, w.pats.groupOwner), group),
+          gl.resolveTarget(connect(w, w.pats.maintainer), nested),
+        ]),
+      )
+      assert.deepStrictEqual(resolved, [
+        { kind: "project", id: "42" },
+        { kind: "group", id: "7" },
+        { kind: "project", id: "45" },
+      ])
+      w.sim.clearRequests()
+      const same = yield* withGitLab((gl) => gl.resolveTarget(connect(w, w.pats.maintainer), { kind: "project", id: "42" }))
+      assert.deepStrictEqual(same, { kind: "project", id: "42" })
+      assert.strictEqual(w.sim.requests().length, 0)
+    }),
+  )
+
+  it.live("a renamed project's old path resolves to its id (the 301 is followed within the instance); an unknown path is TargetNotFound", () =>
+    Effect.gen(function* () {
+      const w = yield* simulator()
+      w.sim.moveProject(42, "group/renamed")
+      const moved = yield* withGitLab((gl) => gl.resolveTarget(connect(w, w.pats.maintainer), project))
+      assert.deepStrictEqual(moved, { kind: "project", id: "42" })
+      const error = yield* failure(withGitLab((gl) => gl.resolveTarget(connect(w, w.pats.maintainer), { kind: "project", id: "group/nothing" })))
+      assert.strictEqual(error._tag, "TargetNotFound")
+    }),
+  )
+})
+
 describe("preflight", () => {
   it.live("Maintainer with api: counts tokens and can manage; nothing changes", () =>
     Effect.gen(function* () {

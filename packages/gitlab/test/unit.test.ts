@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
 import { Headers } from "effect/http"
+import { certainlyNotSent, classifyNetwork, errorChain } from "../src/Answer.ts"
 import {
   baseUrl,
   decodeEntity,
@@ -113,5 +114,33 @@ describe("options", () => {
     assert.strictEqual(o.maxAttempts, 1)
     assert.strictEqual(o.requestTimeout.toString().length > 0, true)
     assert.strictEqual(resolveOptions().maxAttempts, 5)
+  })
+})
+
+describe("network failures are classified by timing, not by codes (issue 7 §5)", () => {
+  const post = { method: "POST", path: "/projects/42/deploy_tokens", kind: "project", targetId: "42" } as const
+  const coded = (code: string, extra: Record<string, unknown> = {}) => Object.assign(new Error(code), { code }, extra)
+
+  it("an unreachable-host code deep in the cause chain, after the connection was up, may have been applied", () => {
+    const cause = Object.assign(new Error("socket hang up"), { code: "ECONNRESET", cause: coded("EHOSTUNREACH", { gldtRequestWritable: true }) })
+    const f = classifyNetwork(post, "https://gitlab.example.com", cause)
+    assert.isTrue(f.error._tag === "Unavailable" && f.error.maybeApplied)
+    assert.isFalse(f.retryable)
+  })
+
+  it("a TLS code after the handshake (request written) may have been applied; during the handshake it was not sent", () => {
+    const after = classifyNetwork(post, "https://gitlab.example.com", coded("ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC", { gldtRequestWritable: true }))
+    assert.isTrue(after.error._tag === "Unavailable" && after.error.maybeApplied)
+    const during = classifyNetwork(post, "https://gitlab.example.com", coded("UNABLE_TO_VERIFY_LEAF_SIGNATURE", { gldtRequestWritable: false }))
+    assert.isTrue(during.error._tag === "Unavailable" && !during.error.maybeApplied)
+    assert.match(during.error.message, /pass it as caPem/)
+  })
+
+  it("without the transport's mark only a resolver failure or refused connect as the outermost error counts as not sent", () => {
+    assert.isTrue(certainlyNotSent(errorChain(coded("ECONNREFUSED"))))
+    assert.isTrue(certainlyNotSent(errorChain(coded("ENOTFOUND"))))
+    assert.isFalse(certainlyNotSent(errorChain(coded("EHOSTUNREACH"))))
+    assert.isFalse(certainlyNotSent(errorChain(Object.assign(coded("ECONNRESET"), { cause: coded("ENOTFOUND") }))))
+    assert.isFalse(certainlyNotSent(errorChain(coded("CERT_HAS_EXPIRED"))))
   })
 })

@@ -169,6 +169,9 @@ interface CreateParams {
   readonly username: string | null
 }
 
+/** GitLab's `Forever.date`. */
+const GITLAB_FOREVER_MS = Date.UTC(3000, 0, 1)
+
 const validateCreate = (params: Params): CreateParams | Reply => {
   const errors: string[] = []
   let name: string | null = null
@@ -197,7 +200,8 @@ const validateCreate = (params: Params): CreateParams | Reply => {
   if (rawExpiry !== undefined && rawExpiry !== null && rawExpiry !== "") {
     const parsed = typeof rawExpiry === "string" ? parseRubyDateTime(rawExpiry) : null
     if (parsed === null) errors.push("expires_at is invalid")
-    else expiresAt = parsed
+    // The model stores "no expiry" as Forever.date (3000-01-01) and reports that date as null.
+    else expiresAt = parsed === GITLAB_FOREVER_MS ? null : parsed
   }
 
   let username: string | null = null
@@ -259,7 +263,8 @@ const findProject = (world: World, req: ApiRequest, caller: Caller | null, rawId
   if (!moved || !world.canSee(caller, moved)) return PROJECT_NOT_FOUND()
   if (req.method !== "GET" && req.method !== "HEAD") return message(405, "Non GET methods are not allowed for moved projects")
   const rawQuery = req.query.toString()
-  const location = `/api/v4/projects/${moved.id}/${restSegments.join("/")}${rawQuery === "" ? "" : `?${rawQuery}`}`
+  const rest = restSegments.join("/")
+  const location = `/api/v4/projects/${moved.id}${rest === "" ? "" : `/${rest}`}${rawQuery === "" ? "" : `?${rawQuery}`}`
   return { status: 301, headers: { Location: location, "content-type": "text/plain" }, body: `This resource has been moved permanently to ${location}.` }
 }
 
@@ -381,12 +386,33 @@ const namespaceDelete = (world: World, req: ApiRequest, kind: Kind, rawId: strin
   return { status: 204, headers: {}, body: "" }
 }
 
+/**
+ * `GET /projects/:id` and `GET /groups/:id`: the namespace itself (id and path), as clients use to
+ * resolve a path to its numeric id. A moved project's old path answers 301 to its id.
+ */
+const namespaceShow = (world: World, req: ApiRequest, kind: Kind, rawId: string): Reply => {
+  const auth = authenticate(world, req)
+  if ("reply" in auth) return auth.reply
+  const ns = lookup(world, req, kind, auth.caller, rawId)
+  if (isReply(ns)) return ns
+  const name = ns.path.split("/").at(-1) ?? ns.path
+  return json(
+    200,
+    kind === "project"
+      ? { id: ns.id, name, path: name, path_with_namespace: ns.path, visibility: ns.visibility }
+      : { id: ns.id, name, path: name, full_path: ns.path, visibility: ns.visibility },
+  )
+}
+
 /** Routes a `/api/v4/...` request to a deploy-token handler; null when it is not one. */
 export const routeDeployTokens = (world: World, req: ApiRequest): Reply | null => {
   const s = req.segments
   const method = req.method === "HEAD" ? "GET" : req.method
   if (s.length === 1 && s[0] === "deploy_tokens") return method === "GET" ? instanceList(world, req) : ROUTE_NOT_FOUND()
   const resource = s[0]
+  if ((resource === "projects" || resource === "groups") && s.length === 2 && (s[1] ?? "") !== "" && method === "GET") {
+    return namespaceShow(world, req, resource === "projects" ? "project" : "group", s[1] ?? "")
+  }
   if ((resource !== "projects" && resource !== "groups") || s[2] !== "deploy_tokens") return null
   const kind: Kind = resource === "projects" ? "project" : "group"
   const rawId = s[1] ?? ""

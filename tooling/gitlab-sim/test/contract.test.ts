@@ -590,6 +590,30 @@ describe("moved projects (rows 39–40)", () => {
   })
 })
 
+describe("namespace lookup (resolving a path to its numeric id)", () => {
+  it("GET /projects/:path and /groups/:path answer the id; a moved project's old path answers 301 to it; unseen is 404", async () => {
+    const project = await call(fx.sim, "/api/v4/projects/group%2Fproject", { pat: fx.pats.maintainer })
+    expect(project.status).toBe(200)
+    expect(project.body).toMatchObject({ id: 42, path_with_namespace: "group/project" })
+    const group = await call(fx.sim, "/api/v4/groups/group", { pat: fx.pats.owner })
+    expect(group.body).toMatchObject({ id: 7, full_path: "group" })
+    const moved = await call(fx.sim, "/api/v4/projects/old%2Fproject", { pat: fx.pats.maintainer })
+    expect(moved.status).toBe(301)
+    expect(moved.headers.get("location")).toBe("/api/v4/projects/42")
+    const followed = await call(fx.sim, "/api/v4/projects/old%2Fproject", { pat: fx.pats.maintainer, redirect: "follow" })
+    expect(followed.body).toMatchObject({ id: 42 })
+    expect((await call(fx.sim, "/api/v4/projects/group%2Fproject", { pat: fx.pats.outsider })).body).toEqual(PROJECT_NOT_FOUND)
+  })
+
+  it("GitLab's forever date 3000-01-01 is stored as no expiry and reported as null; 2999 dates are kept exactly", async () => {
+    const url = "/api/v4/projects/42/deploy_tokens"
+    const forever = await call(fx.sim, url, { pat: fx.pats.maintainer, json: { ...VALID, expires_at: "3000-01-01T00:00:00Z" } })
+    expect((forever.body as { expires_at: unknown }).expires_at).toBeNull()
+    const marked = await call(fx.sim, url, { pat: fx.pats.maintainer, json: { ...VALID, expires_at: "2999-06-01T12:34:56.789Z" } })
+    expect((marked.body as { expires_at: unknown }).expires_at).toBe("2999-06-01T12:34:56.789Z")
+  })
+})
+
 describe("throttling (row 41)", () => {
   it("row 41: over the throttle → 429 text/plain 'Retry later\\n' + RateLimit-* + Retry-After", async () => {
     let clock = Date.UTC(2030, 0, 1, 0, 0, 10)
