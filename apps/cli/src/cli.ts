@@ -5,26 +5,31 @@ import {
   type Connection,
   DEFAULT_CREATE_SETTLE_MS,
   DEFAULT_GRACE_MS,
+  DEFAULT_SUSPECT_WAIT_MS,
+  forgetSuspect,
   formatGoDuration,
   GitLab,
   type Job,
+  listSuspects,
   type ManifestSet,
   parseGoDuration,
   type Report,
   recover,
   reconcile,
   revokeAll,
+  revokeSuspect,
   rotate,
+  runForever,
   Sink,
   State,
   sweep,
 } from "@gldt/core"
 import { layer as gitlabLayer } from "@gldt/gitlab"
-import { Clock, Effect, Layer, Option, Schedule, Schema } from "effect"
-import { Command, Flag } from "effect/cli"
+import { Clock, Effect, Layer, Option, Schema } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
 import { BadInput, loadManifests, parseSinkFlag, parseStateFlag, readAccessToken, readCaFile, SINK_FORMATS } from "./inputs.ts"
 import { reachableKubeconfig, readTokenFromSecret } from "./kubeToken.ts"
-import { describeRecord, describeReport, type OutputMode, printJson, printText, progress, reportJson } from "./output.ts"
+import { describeRecord, describeReport, describeSuspects, type OutputMode, printJson, printText, progress, reportJson } from "./output.ts"
 
 export const VERSION = "0.1.0"
 
@@ -108,23 +113,28 @@ const durationFlag = (name: string, value: Option.Option<string>, fallback: numb
     return ms
   })
 
-/** State that cannot be read, or a sink that cannot be written, is bad input: found before any mint. */
-const checkTargets = (key: string) =>
+/**
+ * State that cannot be read, or (for commands that deliver) a sink that cannot be written, is bad
+ * input: found before any mint. revoke and recover deliver nothing, so a sink whose directory is
+ * gone (a decommissioned consumer) does not stop them.
+ */
+const checkTargets = (key: string, writableSink: boolean) =>
   Effect.gen(function* () {
     const state = yield* State
     const sink = yield* Sink
     yield* state.load(key).pipe(Effect.mapError((e) => new BadInput({ problems: [`--state: ${e.message}`] })))
-    yield* sink.check(key).pipe(Effect.mapError((e) => new BadInput({ problems: [`--sink: ${e.message}`] })))
+    if (writableSink) yield* sink.check(key).pipe(Effect.mapError((e) => new BadInput({ problems: [`--sink: ${e.message}`] })))
   })
 
 /** Reads and checks every input before anything touches GitLab, then builds the service layer. */
-const prepare = (c: Common) =>
+const prepare = (c: Common, options: { readonly writableSink?: boolean } = {}) =>
   Effect.gen(function* () {
     const now = yield* Clock.currentTimeMillis
     const manifests = yield* loadManifests(c.file, { allowHttp: c.allowHttp, now })
     const k = keyOf(c, manifests)
     const stateLoc = yield* parseStateFlag(c.state)
-    if (Option.isNone(c.sink)) mkdirSync("./.gldt", { recursive: true, mode: 0o700 })
+    const writableSink = options.writableSink ?? true
+    if (Option.isNone(c.sink) && writableSink) mkdirSync("./.gldt", { recursive: true, mode: 0o700 })
     const sinkLoc = yield* parseSinkFlag(Option.getOrElse(c.sink, () => `file:./.gldt/${k.replaceAll("/", "_")}.env`))
     const graceMs = (yield* durationFlag("grace", c.grace, specGrace(manifests)))!
     const createSettleMs = yield* durationFlag("create-settle", c.createSettle, undefined)
@@ -160,7 +170,7 @@ const prepare = (c: Common) =>
         ? StdoutSink.layer({ format: sinkLoc.format })
         : FileSink.layer({ path: sinkLoc.path, format: sinkLoc.format, registry: sinkLoc.registry })
     const layer = Layer.mergeAll(stateLayer, sinkLayer, gitlabLayer())
-    yield* checkTargets(k).pipe(Effect.provide(layer))
+    yield* checkTargets(k, writableSink).pipe(Effect.provide(layer))
     return { manifests, job, layer } satisfies Prepared
   })
 
@@ -266,22 +276,40 @@ const rotateCmd = Command.make(
   ),
 )
 
+const suspectWait = Flag.String("suspect-wait").pipe(
+  Flag.withDescription(
+    `How long a deleted consumer's suspects (look-alikes gldt cannot prove it made) are kept for a person to decide with \`gldt suspects\`, counted from the first revoke; a later revoke after that releases them (forgotten, never revoked) with a warning. Go duration; default ${formatGoDuration(DEFAULT_SUSPECT_WAIT_MS)}`,
+  ),
+  Flag.optional,
+)
+
 const revokeCmd = Command.make(
   "revoke",
-  common,
+  { ...common, suspectWait },
   Effect.fn(function* (c) {
-    const p = yield* prepare(c)
+    const p = yield* prepare(c, { writableSink: false })
+    const suspectWaitMs = yield* durationFlag("suspect-wait", c.suspectWait, DEFAULT_SUSPECT_WAIT_MS)
     progress(c.output, `revoking every token of ${p.job.key}`)
-    const report = yield* revokeAll(p.job, { removeFromSink: true, createSettleMs: p.job.policy.createSettleMs }).pipe(Effect.provide(p.layer))
+    const report = yield* revokeAll(p.job, {
+      removeFromSink: true,
+      createSettleMs: p.job.policy.createSettleMs,
+      suspectWaitMs,
+      // A person asked: failed revocations are tried again now, not after their back-off.
+      retryNow: true,
+    }).pipe(Effect.provide(p.layer))
     yield* emit(c, "revoke", report)
   }),
-).pipe(Command.withDescription("Revoke every token of the key, remove the delivered credential and the record"))
+).pipe(
+  Command.withDescription(
+    "Revoke every token of the key, remove the delivered credential and the record (needs no writable sink). Suspects are kept until --suspect-wait has passed",
+  ),
+)
 
 const recoverCmd = Command.make(
   "recover",
   common,
   Effect.fn(function* (c) {
-    const p = yield* prepare(c)
+    const p = yield* prepare(c, { writableSink: false })
     progress(c.output, `recovering ${p.job.key}`)
     const [report, findings] = yield* Effect.gen(function* () {
       const open = Option.getOrUndefined(yield* (yield* State).load(p.job.key))?.record.intent
@@ -356,38 +384,82 @@ const runCmd = Command.make(
     const job: Job = { ...p.job, policy: { ...p.job.policy, refreshIntervalMs } }
     let rotations = 0
     const limit = Option.getOrUndefined(c.maxRotations)
-    const backoff = Schedule.min([Schedule.exponential("1 second"), Schedule.spaced("5 minutes")]).pipe(Schedule.jittered)
     progress(c.output, `running ${job.key}; stop with SIGTERM or Ctrl-C`)
-    const once = Effect.gen(function* () {
-      // A reconcile is finished before a stop takes effect: the lifecycle is crash-safe, but a clean stop is cheaper.
-      const report = yield* Effect.uninterruptible(reconcile(job))
-      const now = yield* Clock.currentTimeMillis
-      if (report.actions.length > 0 || report.revokeErrors.length > 0) {
-        if (c.output === "json") printJson(reportJson("run", report))
-        else for (const line of describeReport("run", report, now)) printText(line)
-      }
-      rotations += report.actions.filter((a) => a.action === "rotated").length
-      return report
-    })
-    const loop = Effect.gen(function* () {
-      while (limit === undefined || rotations < limit) {
-        const report = yield* once.pipe(
-          Effect.tapError((e) =>
-            Effect.sync(() =>
-              c.output === "json" ? printJson({ command: "run", ok: false, error: e.message }) : process.stderr.write(`gldt: ${e.message}\n`),
-            ),
-          ),
-          Effect.retry(backoff),
-        )
-        if (limit !== undefined && rotations >= limit) return
-        const now = yield* Clock.currentTimeMillis
-        const wait = report.nextAt === undefined ? 3_600_000 : Math.max(0, report.nextAt - now)
-        yield* Effect.sleep(Math.min(wait, 3_600_000))
-      }
-    })
-    yield* loop.pipe(Effect.provide(p.layer))
+    // Waits until each report's nextAt; failures back off exponentially and honour GitLab's Retry-After.
+    yield* runForever(job, {
+      onReport: (report) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          if (report.actions.length > 0 || report.revokeErrors.length > 0) {
+            if (c.output === "json") printJson(reportJson("run", report))
+            else for (const line of describeReport("run", report, now)) printText(line)
+          }
+          rotations += report.actions.filter((a) => a.action === "rotated").length
+        }),
+      onError: (e, retryInMs) =>
+        Effect.sync(() =>
+          c.output === "json"
+            ? printJson({ command: "run", ok: false, error: e.message, retryInMs })
+            : process.stderr.write(`gldt: ${e.message} (retrying in ${formatGoDuration(Math.max(1000, Math.round(retryInMs / 1000) * 1000))})\n`),
+        ),
+      until: () => limit !== undefined && rotations >= limit,
+    }).pipe(Effect.provide(p.layer))
   }),
+
 ).pipe(Command.withDescription("Reconcile on schedule until SIGTERM (or --max-rotations), then exit cleanly"))
+
+const suspectId = Argument.Int("id").pipe(Argument.withDescription("GitLab id of the suspect token (see gldt suspects)"))
+
+const suspectsRevoke = Command.make(
+  "revoke",
+  { ...common, id: suspectId },
+  Effect.fn(function* (c) {
+    const p = yield* prepare(c, { writableSink: false })
+    progress(c.output, `revoking suspect ${c.id} of ${p.job.key}`)
+    const report = yield* revokeSuspect(p.job, c.id).pipe(
+      Effect.mapError((e) => (e._tag === "LifecycleError" && e.message.includes("is not a suspect") ? new BadInput({ problems: [e.message] }) : e)),
+      Effect.provide(p.layer),
+    )
+    yield* emit(c, "suspects revoke", report)
+  }),
+).pipe(Command.withDescription("A suspect is ours after all: revoke it in GitLab (at its recorded target) and stop tracking it"))
+
+const suspectsForget = Command.make(
+  "forget",
+  {
+    state: stateFlag,
+    key: Flag.String("key").pipe(Flag.withDescription("State key the suspect belongs to (gldt suspects shows it)")),
+    id: suspectId,
+    output,
+  },
+  Effect.fn(function* (c) {
+    const loc = yield* parseStateFlag(c.state)
+    yield* forgetSuspect(c.key, c.id).pipe(
+      Effect.mapError((e) => (e._tag === "LifecycleError" ? new BadInput({ problems: [e.message] }) : e)),
+      Effect.provide(FileState.layer({ dir: loc.dir })),
+    )
+    if (c.output === "json") printJson({ command: "suspects forget", key: c.key, ok: true, forgotten: c.id })
+    else printText(`forgot suspect ${c.id} of ${c.key}; it is left as it is in GitLab`)
+  }),
+).pipe(Command.withDescription("A suspect is not ours: stop tracking it; GitLab is not touched"))
+
+const suspectsCmd = Command.make(
+  "suspects",
+  { state: stateFlag, key, output },
+  Effect.fn(function* (c) {
+    const loc = yield* parseStateFlag(c.state)
+    const now = yield* Clock.currentTimeMillis
+    const listing = yield* listSuspects(Option.getOrUndefined(c.key)).pipe(Effect.provide(FileState.layer({ dir: loc.dir })))
+    if (c.output === "json") {
+      printJson({ command: "suspects", suspects: listing.map(({ key: k, suspect }) => ({ key: k, ...suspect })) })
+    } else for (const line of describeSuspects(listing, now)) printText(line)
+  }),
+).pipe(
+  Command.withDescription(
+    "List suspects: live tokens that look like ours after an interrupted create but that gldt cannot prove it made. Resolve each with `suspects revoke ID` or `suspects forget ID`",
+  ),
+  Command.withSubcommands([suspectsRevoke, suspectsForget]),
+)
 
 export const gldt = Command.make("gldt").pipe(
   Command.withDescription(
@@ -398,7 +470,7 @@ export const gldt = Command.make("gldt").pipe(
       "The access token is read from $GITLAB_TOKEN unless --token-env / --token-file say otherwise; it is never printed or stored.",
     ].join("\n"),
   ),
-  Command.withSubcommands([validate, preflight, generate, rotateCmd, revokeCmd, statusCmd, recoverCmd, runCmd]),
+  Command.withSubcommands([validate, preflight, generate, rotateCmd, revokeCmd, statusCmd, recoverCmd, runCmd, suspectsCmd]),
 )
 
 export const run = Command.runWith(gldt, { version: VERSION })

@@ -1,6 +1,6 @@
 /** What the CLI prints: text for people (progress on a terminal), one JSON document per command for scripts. */
-import type { Report, StateRecord } from "@gldt/core"
-import { formatGoDuration } from "@gldt/core"
+import type { Report, StateRecord, SuspectListing } from "@gldt/core"
+import { formatGoDuration, meansNoExpiry } from "@gldt/core"
 
 export type OutputMode = "text" | "json"
 
@@ -30,6 +30,12 @@ export const describeReport = (command: string, report: Report, now: number): st
   } else if (report.actions.length === 0 && report.revokeErrors.length === 0) {
     lines.push(`${command}: nothing to do${report.currentTokenId !== undefined ? ` (current token ${report.currentTokenId})` : ""}`)
   }
+  const suspects = report.suspects ?? []
+  if (suspects.length > 0) {
+    lines.push(
+      `suspects left for a person to decide: ${suspects.join(", ")} — see \`gldt suspects\`, then \`gldt suspects revoke ID\` or \`gldt suspects forget ID\``,
+    )
+  }
   if (report.nextAt !== undefined) lines.push(`next action due ${until(now, report.nextAt)} (${new Date(report.nextAt).toISOString()})`)
   return lines
 }
@@ -43,6 +49,7 @@ export const reportJson = (command: string, report: Report) => ({
   actions: report.actions,
   revokeErrors: report.revokeErrors,
   currentTokenId: report.currentTokenId ?? null,
+  suspects: report.suspects ?? [],
   nextAt: report.nextAt === undefined ? null : new Date(report.nextAt).toISOString(),
 })
 
@@ -52,21 +59,30 @@ export const describeRecord = (r: StateRecord, now: number): string[] => {
   const t = r.current
   if (t) {
     lines.push(
-      `  current   token ${t.id} username ${t.username} minted ${ago(now, t.createdAt)}${t.deliveredAt ? `, delivered ${ago(now, t.deliveredAt)}` : ""}, expires ${t.expiresAt ?? "never"} (${t.location.target.kind} ${t.location.target.id} at ${t.location.url})`,
+      `  current   token ${t.id} username ${t.username} minted ${ago(now, t.createdAt)}${t.deliveredAt ? `, delivered ${ago(now, t.deliveredAt)}` : ""}, expires ${t.expiresAt === null ? "never" : meansNoExpiry(t.expiresAt) ? `never (fingerprint date ${t.expiresAt})` : t.expiresAt} (${t.location.target.kind} ${t.location.target.id} at ${t.location.url})`,
     )
   } else lines.push("  current   none")
   if (r.pending) lines.push(`  pending   token ${r.pending.id}: minted, delivery not confirmed (run recover)`)
   for (const x of r.retiring) {
     lines.push(
-      `  retiring  token ${x.id} username ${x.username}: revoke ${until(now, x.revokeAfter ?? 0)}${x.lastError ? `; last attempt failed: ${x.lastError}` : ""}`,
+      `  retiring  token ${x.id} username ${x.username}: revoke ${until(now, Math.max(x.revokeAfter ?? 0, x.retryAt ?? 0))}${x.lastError ? `; attempt ${x.revokeAttempts ?? 1} failed: ${x.lastError}` : ""}`,
     )
   }
   if (r.intent) lines.push(`  intent    generation ${r.intent.generation}: a create may be in flight or was interrupted (run recover)`)
   for (const s of r.suspects) {
     lines.push(
-      `  suspect   token ${s.id} (${s.name}/${s.username}) at ${s.location.target.kind} ${s.location.target.id}: may be an orphan of an interrupted create; gldt will not touch it — check it in GitLab and revoke it there if it is not someone else's`,
+      `  suspect   token ${s.id} (${s.name}/${s.username}) at ${s.location.target.kind} ${s.location.target.id}: may be an orphan of an interrupted create; gldt will not touch it on its own — check it in GitLab, then \`gldt suspects revoke ${s.id}\` or \`gldt suspects forget ${s.id}\``,
     )
   }
   if (r.lastError) lines.push(`  last error: ${r.lastError}`)
   return lines
 }
+
+/** `gldt suspects`: one line per suspect, with what to run. */
+export const describeSuspects = (listing: ReadonlyArray<SuspectListing>, now: number): string[] =>
+  listing.length === 0
+    ? ["no suspects: every token gldt may have made is accounted for"]
+    : listing.map(
+        ({ key, suspect: s }) =>
+          `${key}: suspect token ${s.id} (${s.name}/${s.username}) at ${s.location.target.kind} ${s.location.target.id} on ${s.location.url}, found ${ago(now, s.foundAt)} — \`gldt suspects revoke ${s.id} -f …\` if it is ours, \`gldt suspects forget ${s.id} --key ${key}\` if not`,
+      )

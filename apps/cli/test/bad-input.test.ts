@@ -102,6 +102,25 @@ describe("bad input exits 2, one line per problem, no request", () => {
     expectProblems(r, 1, /set exactly one of projectID or groupID/)
   })
 
+  // Issue 7 §4: each of these minted in a loop, crashed, or listed the whole instance before.
+  it("renewBeforeExpiry at or above the token lifetime", async () => {
+    const { r } = await badRun((d) => {
+      writeFileSync(join(d, "m.yaml"), manifestYaml({ url: sim.url, expiresAfter: "24h" }).replace("  expiresAfter:", '  renewBeforeExpiry: "48h"\n  expiresAfter:'))
+      return ["rotate", ...common(d, join(d, "m.yaml"))]
+    })
+    expectProblems(r, 1, /spec\.renewBeforeExpiry: 48h0m0s is not well below the token lifetime \(expiresAfter 24h0m0s\); use at most half of it/)
+  })
+
+  it("expiresAfter large enough to overflow a date", async () => {
+    const { r } = await badRun((d) => ["generate", ...common(d, writeManifest(d, { url: sim.url, expiresAfter: "9000000000h" }))])
+    expectProblems(r, 1, /spec\.expiresAfter: "9000000000h" is too long; use at most 876000h \(100 years\)/)
+  })
+
+  it("groupID '..' (would list every token of the instance)", async () => {
+    const { r } = await badRun((d) => ["generate", ...common(d, writeManifest(d, { url: sim.url, groupID: ".." }))])
+    expectProblems(r, 1, /spec\.groupID: "\.\." has a '\.' or '\.\.' segment/)
+  })
+
   it("several problems at once: one line each", async () => {
     const { r } = await badRun((d) => [
       "rotate",

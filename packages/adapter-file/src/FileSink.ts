@@ -208,9 +208,10 @@ const makeFileSink = (options: FileSinkOptions) =>
     const remove = (key: string) =>
       Effect.tryPromise({
         try: async () => {
-          await unlinkIfExists(file)
-          await unlinkIfExists(sidecarFile)
-          await fsyncDir(dir)
+          const removed = await unlinkIfExists(file)
+          const removedSidecar = await unlinkIfExists(sidecarFile)
+          // Nothing there (the directory may be gone with a decommissioned consumer): nothing to sync.
+          if (removed || removedSidecar) await fsyncDir(dir)
         },
         catch: ioError(key, `cannot remove ${file}`),
       }).pipe(Effect.uninterruptible)

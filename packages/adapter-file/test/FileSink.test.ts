@@ -212,6 +212,17 @@ describe("FileSink", () => {
       }),
     ))
 
+  it.effect("remove succeeds when the sink's directory is gone (a decommissioned consumer stays revocable)", () =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const { dir, sink } = yield* sinkIn({ format: "env" })
+        yield* sink.deliver(KEY, cred())
+        fs.rmSync(dir, { recursive: true })
+        yield* sink.remove(KEY)
+        assert.deepStrictEqual(yield* sink.inspect(KEY), { _tag: "Empty" })
+      }),
+    ))
+
   it.effect("deliver to a missing directory is a SinkError naming the path", () =>
     Effect.scoped(
       Effect.gen(function* () {
