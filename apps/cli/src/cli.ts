@@ -250,8 +250,12 @@ const generate = Command.make(
   Effect.fn(function* (c) {
     const p = yield* prepare(c)
     progress(c.output, `ensuring ${p.job.key} has a token`)
-    // Only "no token yet" (or a sink that lost it) mints: no schedule, no spec-change rotation.
-    const report = yield* reconcile({ ...p.job, policy: { ...p.job.policy, refreshIntervalMs: 0, refreshPolicy: "CreatedOnce" } }).pipe(
+    // Only "no token yet" (or a sink that lost it) mints: no schedule, no spec-change rotation, and
+    // no renewal near expiry either (that is rotate's and run's job).
+    const report = yield* reconcile({
+      ...p.job,
+      policy: { ...p.job.policy, refreshIntervalMs: 0, refreshPolicy: "CreatedOnce", renewBeforeExpiry: false },
+    }).pipe(
       Effect.provide(p.layer),
     )
     yield* emit(c, "generate", report)

@@ -33,6 +33,12 @@ export interface Policy {
   readonly refreshPolicy?: "Periodic" | "CreatedOnce" | "OnChange" | undefined
   /** How long after sending a create its outcome may still change on the server. Default 60s. */
   readonly createSettleMs?: number | undefined
+  /**
+   * Renew a token its renewal margin before its own expiry (expiresAfter specs). Default true, for
+   * every refreshPolicy: an expired credential helps nobody. `gldt generate` turns it off: it only
+   * ever mints when there is no token.
+   */
+  readonly renewBeforeExpiry?: boolean | undefined
 }
 
 /**
@@ -370,7 +376,7 @@ const rotationReason = (
     return "refresh interval elapsed"
   }
   const exp = expiryMs(cur)
-  if (exp !== undefined && spec.expiry.kind === "after") {
+  if (exp !== undefined && spec.expiry.kind === "after" && policy.renewBeforeExpiry !== false) {
     if (now >= exp - renewMargin(spec, exp - cur.createdAt)) return "the token expires soon"
   }
   return undefined
@@ -388,7 +394,7 @@ const rotationDue = (r: StateRecord, spec: DeployTokenSpec, policy: Policy): num
     times.push(cur.createdAt + policy.refreshIntervalMs)
   }
   const exp = expiryMs(cur)
-  if (exp !== undefined && spec.expiry.kind === "after") {
+  if (exp !== undefined && spec.expiry.kind === "after" && policy.renewBeforeExpiry !== false) {
     times.push(exp - renewMargin(spec, exp - cur.createdAt))
   }
   return times.length === 0 ? undefined : Math.min(...times)

@@ -128,6 +128,18 @@ describe("lifecycle", () => {
       assert.strictEqual((yield* live).length, 1, "grace 0 revokes the old one at once")
     }).pipe(Effect.provide(TestLayer)))
 
+  it.effect("with renewBeforeExpiry off (gldt generate) a token near its expiry is not replaced; CreatedOnce alone still renews it", () =>
+    Effect.gen(function* () {
+      const spec = specOf({ expiresAfter: "72h" })
+      const generate = job({ spec, policy: { refreshIntervalMs: 0, graceMs: 0, refreshPolicy: "CreatedOnce", renewBeforeExpiry: false } })
+      const first = yield* reconcile(generate)
+      assert.isUndefined(first.nextAt, "nothing scheduled")
+      yield* TestClock.adjust(70 * HOUR)
+      assert.strictEqual((yield* reconcile(generate)).reason, undefined)
+      const createdOnce = job({ spec, policy: { refreshIntervalMs: 0, graceMs: 0, refreshPolicy: "CreatedOnce" } })
+      assert.strictEqual((yield* reconcile(createdOnce)).reason, "the token expires soon")
+    }).pipe(Effect.provide(TestLayer)))
+
   it.effect("an absolute expiry is marked by moving it earlier, never later", () =>
     Effect.gen(function* () {
       const at = Date.parse("2027-01-01T00:00:00Z")

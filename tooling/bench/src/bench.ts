@@ -1,18 +1,19 @@
 #!/usr/bin/env node
 /**
- * `pnpm bench`: prints GitLab calls per rotation and per no-op reconcile (limits 2 and 0), lifecycle
- * rotations per second against the in-process simulator, and the CLI's wall times against the
- * standalone simulator. Exits 1 if a call-count limit is broken.
+ * `pnpm bench`: prints GitLab calls per rotation and per no-op reconcile (limits 2 and 0), the call
+ * budget of a long-running `runForever` while a revocation fails for good (calls per simulated hour,
+ * limit 10), lifecycle rotations per second against the in-process simulator, and the CLI's wall
+ * times against the standalone simulator. Exits 1 if a call-count limit is broken.
  */
 import { execFile, spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { promisify } from "node:util"
-import { type Job, MemorySink, reconcile, rotate, State, validateSpec } from "@gldt/core"
+import { type Job, MemorySink, reconcile, rotate, runForever, State, validateSpec } from "@gldt/core"
 import { layer as gitlabLayer } from "@gldt/gitlab"
 import { startSimulator } from "@gldt/gitlab-sim"
-import { Effect, Layer, Logger, Redacted, References } from "effect"
+import { Clock, Duration, Effect, Layer, Logger, Redacted, References } from "effect"
 
 const root = resolve(import.meta.dirname, "../../..")
 const run = promisify(execFile)
@@ -75,6 +76,72 @@ const lifecycle = async () => {
   return out
 }
 
+/**
+ * Virtual time for the runner: a wait longer than 2 s jumps the clock (and the simulator's) forward at
+ * once; shorter ones (HTTP timeouts, the client's retry delays) pass in real time.
+ */
+class JumpingClock {
+  offset = 0
+  readonly now = () => Date.now() + this.offset
+  readonly clock: Clock.Clock = {
+    currentTimeMillisUnsafe: () => this.now(),
+    currentTimeMillis: Effect.sync(() => this.now()),
+    currentTimeNanosUnsafe: () => BigInt(this.now()) * 1_000_000n,
+    currentTimeNanos: Effect.sync(() => BigInt(this.now()) * 1_000_000n),
+    monotonicTimeNanosUnsafe: () => process.hrtime.bigint(),
+    monotonicTimeNanos: Effect.sync(() => process.hrtime.bigint()),
+    sleep: (d: Duration.Duration) => {
+      const ms = Duration.toMillis(d)
+      if (ms > 2_000) return Effect.sync(() => void (this.offset += ms))
+      return Effect.promise(() => new Promise<void>((r) => setTimeout(r, ms)))
+    },
+  }
+}
+
+/** Limit on GitLab calls in any simulated hour while one revocation fails for good. */
+const CALL_BUDGET_PER_HOUR = 10
+
+const callBudget = async () => {
+  const time = new JumpingClock()
+  const sim = await startSimulator({ requestLogLimit: 100_000, now: time.now })
+  sim.addUser({ name: "bench" })
+  const pat = sim.addAccessToken({ user: "bench", scopes: ["api"] })
+  sim.addProject({ path: "group/project", members: { bench: "maintainer" } })
+  const spec = validateSpec(
+    { url: sim.url, projectID: "group/project", name: "bench", username: "bench", scopes: ["read_registry"], auth: { token: { secretRef: { name: "t", key: "token" } } } },
+    { allowHttp: true },
+  ).spec!
+  const job: Job = { key: "budget", spec, connection: { url: sim.url, accessToken: Redacted.make(pat), allowHttp: true }, policy: { refreshIntervalMs: 0, graceMs: 0 } }
+  const quiet = Layer.mergeAll(Logger.layer([]), Layer.succeed(References.MinimumLogLevel, "Error"))
+  const layer = Layer.mergeAll(State.layerMemory, MemorySink.sinkLayer, gitlabLayer({ maxAttempts: 1, requestTimeout: "1 second" }), quiet)
+  const hours = 12
+  const perHour = await Effect.runPromise(
+    Effect.gen(function* () {
+      yield* reconcile(job)
+      // Every DELETE now fails (503) for the rest of the run; the replaced token can never be revoked.
+      sim.faults.add({ kind: "status5xx", status: 503, method: "DELETE", path: "deploy_tokens/\\d+$", times: 1_000_000 })
+      yield* rotate(job, time.now())
+      const start = time.now()
+      sim.clearRequests()
+      yield* runForever(job, { until: () => time.now() >= start + hours * 3_600_000 })
+      const counts = Array.from({ length: hours }, () => 0)
+      for (const r of sim.requests()) {
+        const h = Math.floor((r.time - start) / 3_600_000)
+        if (r.path.startsWith("/api/v4/") && h >= 0 && h < hours) counts[h]! += 1
+      }
+      return counts
+    }).pipe(Effect.provide(layer), Effect.provideService(Clock.Clock, time.clock)),
+  )
+  await sim.close()
+  const worst = Math.max(...perHour)
+  report(
+    "GitLab calls per simulated hour, a revocation failing for good",
+    `${worst} worst hour (hours 1–${hours}: ${perHour.join(", ")})`,
+    String(CALL_BUDGET_PER_HOUR),
+    worst <= CALL_BUDGET_PER_HOUR,
+  )
+}
+
 const cli = async (perSecondInProcess: number) => {
   const work = mkdtempSync(join(tmpdir(), "gldt-bench-"))
   const sim = spawn(process.execPath, [join(root, "tooling/gitlab-sim/src/main.ts"), "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] })
@@ -115,6 +182,7 @@ const cli = async (perSecondInProcess: number) => {
 const main = async () => {
   console.log(`gldt bench — node ${process.version}, ${new Date().toISOString()}`)
   const l = await lifecycle()
+  await callBudget()
   await cli(l.perSecond)
   const broken = results.filter((r) => r.ok === false)
   if (broken.length > 0) {
