@@ -92,7 +92,11 @@ class JumpingClock {
     monotonicTimeNanos: Effect.sync(() => process.hrtime.bigint()),
     sleep: (d: Duration.Duration) => {
       const ms = Duration.toMillis(d)
-      if (ms > 2_000) return Effect.sync(() => void (this.offset += ms))
+      if (ms > 2_000) {
+        return Effect.sync(() => {
+          this.offset += ms
+        })
+      }
       return Effect.promise(() => new Promise<void>((r) => setTimeout(r, ms)))
     },
   }
