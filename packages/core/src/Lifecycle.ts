@@ -1,45 +1,70 @@
 /**
- * The token lifecycle: reconcile (decide and do the next steps), rotate, revokeAll, recover, sweep.
+ * The token lifecycle programs: reconcile (decide and do the next steps), rotate, revokeAll, recover,
+ * sweep, and the suspect commands.
  *
- * Every transition is a pure function of the latest State record applied with compare-and-set, so a
- * conflict replays the decision against what another writer did instead of acting twice (I4).
- * The order of effects is what keeps the invariants:
+ * Every transition is a pure decision of `Decisions.ts` applied to the latest State record with
+ * compare-and-set (`CompareAndSet.ts`), so a conflict replays the decision against what another
+ * writer did instead of acting twice (I4). What each step did is returned as values and collected
+ * into the report. The order of effects is what keeps the invariants:
  *   intent saved → POST → pending saved → sink written → current saved, old one retiring → DELETE after grace.
  */
 import { Clock, Effect, Option, Random } from "effect"
+import { load, modify, update } from "./CompareAndSet.ts"
+import {
+  type Done,
+  isSettledEmpty,
+  locationKey,
+  locationOf,
+  nextAt,
+  type Policy,
+  promote,
+  releaseSuspects,
+  resolveIntentDecision,
+  retireEverything,
+  type RevokeError,
+  revokeDueAt,
+  rotationReason,
+  sameScopes,
+  settlePending,
+  targetKey,
+  trackedIds,
+  undeliveredRevokeAfter,
+  withoutRetiring,
+  withoutVanished,
+  withResolvedTarget,
+  withRevokeFailure,
+  withWatermark,
+  candidatesFor,
+} from "./Decisions.ts"
 import {
   type GitLabError,
   LifecycleError,
   RateLimited,
   type SinkError,
   type StateBusy,
-  StateConflict,
+  type StateConflict,
   type StateError,
   TokenNotFound,
   Unavailable,
 } from "./Errors.ts"
-import { compareFingerprint, fingerprintExpiry, nonceSpan } from "./Fingerprint.ts"
+import { fingerprintExpiry, nonceSpan } from "./Fingerprint.ts"
 import { type Connection, type DeployToken, GitLab, type MintedToken } from "./GitLab.ts"
 import { type Held, Sink } from "./Sink.ts"
-import { DEFAULT_GRACE_MS, type DeployTokenSpec, specFingerprint, type Target } from "./Spec.ts"
-import { emptyRecord, type Intent, type Location, State, type StateRecord, type Suspect, type TokenRecord } from "./State.ts"
+import { DEFAULT_GRACE_MS, type DeployTokenSpec, specFingerprint } from "./Spec.ts"
+import { type Intent, type Location, State, type StateRecord, type Suspect, type TokenRecord } from "./State.ts"
 
-export interface Policy {
-  /** Rotate this long after the current token was minted; 0 = never on schedule. */
-  readonly refreshIntervalMs: number
-  /** Keep a replaced token this long after its successor was delivered (I2). */
-  readonly graceMs: number
-  /** Periodic (default), CreatedOnce (never rotate on schedule or spec change), OnChange (spec changes only). */
-  readonly refreshPolicy?: "Periodic" | "CreatedOnce" | "OnChange" | undefined
-  /** How long after sending a create its outcome may still change on the server. Default 60s. */
-  readonly createSettleMs?: number | undefined
-  /**
-   * Renew a token its renewal margin before its own expiry (expiresAfter specs). Default true, for
-   * every refreshPolicy: an expired credential helps nobody. `gldt generate` turns it off: it only
-   * ever mints when there is no token.
-   */
-  readonly renewBeforeExpiry?: boolean | undefined
-}
+export {
+  type Action,
+  type Done,
+  locationKey,
+  MIN_REVISIT_MS,
+  type Policy,
+  REVOKE_BACKOFF_BASE_MS,
+  REVOKE_BACKOFF_CAP_MS,
+  type RevokeError,
+  renewMargin,
+  revokeRetryAt,
+} from "./Decisions.ts"
 
 /**
  * GitLab's request timeout (Puma worker timeout) is 60 s: a create sent longer ago than that has
@@ -47,11 +72,6 @@ export interface Policy {
  */
 export const DEFAULT_CREATE_SETTLE_MS = 60_000
 
-/** First wait after a failed revocation; doubles per attempt (±20 % jitter) up to the cap. */
-export const REVOKE_BACKOFF_BASE_MS = 30_000
-export const REVOKE_BACKOFF_CAP_MS = 3_600_000
-/** A report never asks to come back sooner than this: work that cannot progress must not spin. */
-export const MIN_REVISIT_MS = 1_000
 /** How long revokeAll keeps a deleted consumer's suspects for a person to decide before releasing them. */
 export const DEFAULT_SUSPECT_WAIT_MS = 3_600_000
 
@@ -62,17 +82,15 @@ export interface Job {
   readonly policy: Policy
 }
 
-export type Action = "minted" | "rotated" | "delivered" | "revoked" | "recovered" | "retired" | "suspected" | "released" | "forgotten"
-
 export interface Report {
   readonly key: string
   /** What this run did, in order, with token ids (never values). */
-  readonly actions: ReadonlyArray<{ readonly action: Action; readonly tokenId: number; readonly detail?: string }>
+  readonly actions: ReadonlyArray<Done>
   /** Revocations that failed and stay tracked (I5). */
-  readonly revokeErrors: ReadonlyArray<{ readonly tokenId: number; readonly error: string }>
+  readonly revokeErrors: ReadonlyArray<RevokeError>
   /** Why a rotation happened, if one did. */
   readonly reason: string | undefined
-  /** When the next reconcile has work to do (ms since epoch), if ever. */
+  /** When the next reconcile has work to do (ms since epoch), if ever; never in the past. */
   readonly nextAt: number | undefined
   /** A create's outcome is still unknown (it may land on the server until it settles); nothing new is minted meanwhile. */
   readonly openIntent: boolean
@@ -83,19 +101,28 @@ export interface Report {
 
 export type LifecycleFailure = GitLabError | SinkError | StateError | StateBusy | StateConflict | LifecycleError
 
-const MAX_STEPS = 16
-const CAS_ATTEMPTS = 8
-
-export const locationKey = (l: Location): string => `${l.url}|${l.target.kind}|${l.target.id}`
-const isNumericId = (id: string) => /^\d+$/.test(id)
-const targetKey = (url: string, target: Target) => `${url}|${target.kind}|${target.id}`
-
-/** The spec's target by numeric id, if it is one or was resolved before; else undefined. */
-const locationOf = (spec: DeployTokenSpec, record: StateRecord): Location | undefined => {
-  const id = isNumericId(spec.target.id) ? spec.target.id : record.targets?.[targetKey(spec.url, spec.target)]
-  return id === undefined ? undefined : { url: spec.url, target: { kind: spec.target.kind, id }, auth: spec.auth.secretRef }
+/** What a step did: actions and failed revocations, as values. */
+interface Outcome {
+  readonly actions: ReadonlyArray<Done>
+  readonly revokeErrors: ReadonlyArray<RevokeError>
 }
-const connectionFor = (conn: Connection, l: Location): Connection => ({ ...conn, url: l.url })
+
+const nothing: Outcome = { actions: [], revokeErrors: [] }
+const did = (...actions: ReadonlyArray<Done>): Outcome => ({ actions, revokeErrors: [] })
+const both = (...outcomes: ReadonlyArray<Outcome>): Outcome => ({
+  actions: outcomes.flatMap((o) => o.actions),
+  revokeErrors: outcomes.flatMap((o) => o.revokeErrors),
+})
+
+const MAX_STEPS = 16
+
+/** Who is acting: the key, the connection (whose access token goes only to its own instance), and the settle time. */
+interface Ctx {
+  readonly job: Pick<Job, "key" | "connection">
+  readonly settleMs: number
+}
+
+const connectionFor = (conn: Connection, l: Pick<Location, "url">): Connection => ({ ...conn, url: l.url })
 
 /**
  * The access token is only ever sent to the instance it was given for. A token recorded at another
@@ -106,83 +133,19 @@ const otherInstance = (conn: Connection, l: Location): string | undefined =>
     ? undefined
     : `it lives at ${l.url}, not ${conn.url}; gldt will not send this access token to another GitLab instance — run gldt recover or revoke with a manifest for ${l.url}, or revoke it in GitLab`
 
-const trackedIds = (r: StateRecord): Set<number> =>
-  new Set([
-    ...(r.current ? [r.current.id] : []),
-    ...(r.pending ? [r.pending.id] : []),
-    ...r.retiring.map((t) => t.id),
-    ...r.suspects.map((s) => s.id),
-  ])
-
-/** Records `id` as seen at `l` (the watermark only rises; the key is present afterwards). */
-const withWatermark = (r: StateRecord, l: Location, id: number): StateRecord => {
-  const k = locationKey(l)
-  const current = r.watermarks[k]
-  return current !== undefined && current >= id ? r : { ...r, watermarks: { ...r.watermarks, [k]: Math.max(current ?? 0, id) } }
-}
-
-/**
- * Renewal margin: the spec's renewBeforeExpiry, else a third of the token's lifetime (at most a
- * day), and never more than half the lifetime, so a fresh token is never due at once.
- */
-export const renewMargin = (spec: DeployTokenSpec, lifetimeMs: number): number =>
-  Math.min(spec.renewBeforeExpiryMs ?? Math.min(24 * 3_600_000, Math.floor(lifetimeMs / 3)), Math.floor(lifetimeMs / 2))
-
-/** A token's expiry in ms, for scheduling renewal (the fingerprint only ever moves it earlier). */
-const expiryMs = (t: TokenRecord): number | undefined => (t.expiresAt === null ? undefined : Date.parse(t.expiresAt))
-
-const sameScopes = (a: ReadonlyArray<string>, b: ReadonlyArray<string>) =>
-  a.length === b.length && [...a].sort().every((s, i) => s === [...b].sort()[i])
-
 const describe = (e: { readonly _tag: string; readonly message: string }) => `${e._tag}: ${e.message}`
 
-/** When a failed revocation may be tried again: exponential back-off with jitter, or later if GitLab asked. */
-export const revokeRetryAt = (now: number, attempts: number, jitter: number, retryAfterMs?: number): number =>
-  now +
-  Math.max(
-    Math.round(Math.min(REVOKE_BACKOFF_CAP_MS, REVOKE_BACKOFF_BASE_MS * 2 ** Math.max(0, attempts - 1)) * jitter),
-    retryAfterMs ?? 0,
+const goneCounts = <A, E, R>(revoke: Effect.Effect<A, E | TokenNotFound, R>) =>
+  revoke.pipe(
+    Effect.catchIf(
+      (e): e is TokenNotFound => e instanceof TokenNotFound,
+      () => Effect.void,
+    ),
   )
-
-interface Ctx {
-  readonly job: Pick<Job, "key" | "connection">
-  readonly settleMs: number
-  readonly actions: Array<Report["actions"][number]>
-  readonly revokeErrors: Array<Report["revokeErrors"][number]>
-}
-
-/** Loads the record (or an empty one) with its version. */
-const load = (key: string) =>
-  Effect.gen(function* () {
-    const state = yield* State
-    const found = yield* state.load(key)
-    return Option.match(found, {
-      onNone: () => ({ record: emptyRecord(key), version: null as string | null }),
-      onSome: (v) => ({ record: v.record, version: v.version as string | null }),
-    })
-  })
-
-/**
- * Applies `f` to the latest record with compare-and-set, replaying on conflict.
- * `f` returns undefined to leave the record unchanged.
- */
-const modify = <A>(key: string, f: (r: StateRecord) => { readonly record: StateRecord; readonly result: A } | undefined) =>
-  Effect.gen(function* () {
-    const state = yield* State
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const { record, version } = yield* load(key)
-      const next = f(record)
-      if (next === undefined) return Option.none<A>()
-      const saved = yield* Effect.result(state.save(key, next.record, version))
-      if (saved._tag === "Success") return Option.some(next.result)
-      if (saved.failure._tag !== "StateConflict") return yield* Effect.fail(saved.failure)
-    }
-    return yield* Effect.fail(new StateConflict({ key }))
-  })
 
 /**
  * What every other key of this State holds: the ids it tracks, and the fingerprints of its open
- * intents. Recovery never calls another key's token ours (issue: several keys share one target).
+ * intents. Recovery never calls another key's token ours (several keys may share one target).
  */
 const otherKeys = (key: string) =>
   Effect.gen(function* () {
@@ -200,16 +163,9 @@ const otherKeys = (key: string) =>
     return { ids, intents }
   })
 
-/** Drops suspects at `location` that the target no longer lists: they are gone, nothing to decide. */
-const withoutVanished = (suspects: ReadonlyArray<Suspect>, location: Location, listed: ReadonlySet<number>) =>
-  suspects.filter((s) => locationKey(s.location) !== locationKey(location) || listed.has(s.id))
-
 /**
- * Resolves an intent whose create outcome is unknown: lists the target and finds the token it made,
- * if any. The one token carrying the intent's exact fingerprint (see Fingerprint.ts) that no key of
- * this State tracks is ours and is revoked; look-alikes that cannot be told apart (several exact
- * matches, another key's open intent with the same mark, or a GitLab that dropped precision) are
- * kept as suspects and never touched (I1, I3).
+ * Resolves an intent whose create outcome is unknown: lists the target and applies the suspect
+ * rule (`resolveIntentDecision`). Look-alikes are never touched (I1, I3).
  */
 const resolveIntent = (ctx: Ctx, intent: Intent) =>
   Effect.gen(function* () {
@@ -220,80 +176,24 @@ const resolveIntent = (ctx: Ctx, intent: Intent) =>
     const gitlab = yield* GitLab
     const tokens = yield* gitlab.list(connectionFor(ctx.job.connection, intent.location), intent.location.target)
     const now = yield* Clock.currentTimeMillis
-    const settled = now >= intent.createdAt + ctx.settleMs
-    const listed = new Set(tokens.map((t) => t.id))
-    const candidates = tokens.filter(
-      (t) =>
-        t.id > intent.watermark &&
-        t.name === intent.name &&
-        (intent.username === null || t.username === intent.username) &&
-        sameScopes(t.scopes, intent.scopes),
-    )
     // Only read the other keys when something could be confused with theirs.
-    const others = candidates.length === 0 ? { ids: new Set<number>(), intents: new Set<string>() } : yield* otherKeys(ctx.job.key)
-    const sharedMark =
-      intent.expiresAt !== null && others.intents.has(`${locationKey(intent.location)}|${Date.parse(intent.expiresAt)}`)
+    const others =
+      candidatesFor(intent, tokens).length === 0 ? { ids: new Set<number>(), intents: new Set<string>() } : yield* otherKeys(ctx.job.key)
+    const evidence = {
+      tokens,
+      othersTrack: others.ids,
+      sharedMark: intent.expiresAt !== null && others.intents.has(`${locationKey(intent.location)}|${Date.parse(intent.expiresAt)}`),
+      now,
+      settled: now >= intent.createdAt + ctx.settleMs,
+    }
     const outcome = yield* modify(ctx.job.key, (r) => {
-      if (r.intent === undefined || r.intent.generation !== intent.generation) return undefined
-      const tracked = trackedIds(r)
-      const lookalikes = candidates.filter((t) => !tracked.has(t.id) && !others.ids.has(t.id))
-      const verdict = (t: DeployToken) => {
-        const v = compareFingerprint(intent.expiresAt, t.expiresAt)
-        return v === "ours" && sharedMark ? "suspect" : v
-      }
-      const ours = lookalikes.filter((t) => verdict(t) === "ours")
-      const maybe = lookalikes.filter((t) => verdict(t) === "suspect")
-      // Two exact matches cannot both be ours (one POST per intent): do not guess.
-      const certain = ours.length === 1 ? ours : []
-      // The create may still land on the server: keep the intent open until it has settled.
-      if (certain.length === 0 && !settled) return undefined
-      const suspects = [...(ours.length > 1 ? ours : []), ...maybe]
-      const highest = tokens.reduce((m, t) => Math.max(m, t.id), intent.watermark)
-      const retired: TokenRecord[] = certain.map((t) => ({
-        id: t.id,
-        location: intent.location,
-        name: t.name,
-        username: t.username,
-        scopes: [...t.scopes],
-        expiresAt: t.expiresAt,
-        specHash: intent.specHash,
-        generation: intent.generation,
-        createdAt: intent.createdAt,
-        // Its value was never seen, so no consumer can hold it: revoke at once.
-        revokeAfter: now,
-      }))
-      const { intent: _dropped, ...rest } = r
-      const record = withWatermark(
-        {
-          ...rest,
-          retiring: [...r.retiring, ...retired],
-          suspects: [
-            ...withoutVanished(r.suspects, intent.location, listed),
-            ...suspects.map((t) => ({
-              id: t.id,
-              location: intent.location,
-              name: t.name,
-              username: t.username,
-              generation: intent.generation,
-              foundAt: now,
-            })),
-          ],
-        },
-        intent.location,
-        highest,
-      )
-      return { record, result: { recovered: certain.map((t) => t.id), suspected: suspects.map((t) => t.id) } }
-    }).pipe(
-      Effect.tap((res) =>
-        Effect.sync(() =>
-          Option.map(res, ({ recovered, suspected }) => {
-            for (const id of recovered) ctx.actions.push({ action: "recovered", tokenId: id, detail: "created by an interrupted run; revoking" })
-            for (const id of suspected) ctx.actions.push({ action: "suspected", tokenId: id, detail: "may be an orphan of an interrupted run; left untouched" })
-          }),
-        ),
-      ),
-    )
-    return Option.isSome(outcome) ? ("resolved" as const) : ("unsettled" as const)
+      const decided = resolveIntentDecision(r, intent, evidence)
+      return decided === undefined ? undefined : { record: decided.record, result: decided.done }
+    })
+    return Option.match(outcome, {
+      onNone: () => ({ settled: false, outcome: nothing }),
+      onSome: (done) => ({ settled: true, outcome: did(...done) }),
+    })
   })
 
 /**
@@ -312,19 +212,12 @@ const pruneSuspects = (ctx: Ctx) =>
       const listed = yield* gitlab.list(connectionFor(ctx.job.connection, location), location.target).pipe(Effect.option)
       if (Option.isNone(listed)) continue
       const ids = new Set(listed.value.map((t) => t.id))
-      yield* modify(ctx.job.key, (r) => {
+      yield* update(ctx.job.key, (r) => {
         const kept = withoutVanished(r.suspects, location, ids)
-        return kept.length === r.suspects.length ? undefined : { record: { ...r, suspects: kept }, result: undefined }
+        return kept.length === r.suspects.length ? undefined : { ...r, suspects: kept }
       })
     }
   })
-
-/**
- * When an undelivered token may be revoked: at once if the sink certainly never held it (Empty);
- * after the grace if the sink cannot tell (Unknown) or holds an altered credential (another id),
- * since a consumer may be using what it read before.
- */
-const undeliveredRevokeAfter = (held: Held, now: number, graceMs: number): number => (held._tag === "Empty" ? now : now + graceMs)
 
 /** A minted token whose delivery was never confirmed (a crash after the create): promote or retire it. */
 const resolvePending = (ctx: Ctx, graceMs: number) =>
@@ -332,73 +225,12 @@ const resolvePending = (ctx: Ctx, graceMs: number) =>
     const sink = yield* Sink
     const held = yield* sink.inspect(ctx.job.key).pipe(Effect.orElseSucceed((): Held => ({ _tag: "Unknown" })))
     const now = yield* Clock.currentTimeMillis
-    const outcome = yield* modify<Report["actions"][number]>(ctx.job.key, (r) => {
-      if (r.pending === undefined) return undefined
-      const pending = r.pending
-      const { pending: _p, ...rest } = r
-      if (held._tag === "Holds" && held.tokenId === pending.id) {
-        return { record: promote(rest, pending, now, graceMs), result: { action: "delivered", tokenId: pending.id, detail: "sink already holds it" } }
-      }
-      // The value is gone with the crashed run. If the sink never held it, no consumer can have it.
-      const revokeAfter = undeliveredRevokeAfter(held, now, graceMs)
-      return {
-        record: { ...rest, retiring: [...rest.retiring, { ...pending, revokeAfter }] },
-        result: { action: "retired", tokenId: pending.id, detail: "minted by an interrupted run, never delivered" },
-      }
+    const outcome = yield* modify(ctx.job.key, (r) => {
+      const decided = settlePending(r, held, now, graceMs)
+      return decided === undefined ? undefined : { record: decided.record, result: decided.done }
     })
-    if (Option.isSome(outcome)) ctx.actions.push(outcome.value)
+    return Option.match(outcome, { onNone: () => nothing, onSome: (done) => did(done) })
   })
-
-/** Makes `token` current, delivered at `now`; the previous current retires after the grace (I2). */
-const promote = (r: StateRecord, token: TokenRecord, now: number, graceMs: number): StateRecord => ({
-  ...r,
-  current: { ...token, deliveredAt: now },
-  retiring: r.current ? [...r.retiring, { ...r.current, revokeAfter: now + graceMs }] : r.retiring,
-})
-
-/** Why the current token must be replaced now, or undefined. */
-const rotationReason = (
-  r: StateRecord,
-  spec: DeployTokenSpec,
-  policy: Policy,
-  now: number,
-  held: { readonly _tag: string; readonly tokenId?: number },
-  forceBefore: number | undefined,
-): string | undefined => {
-  const cur = r.current
-  if (cur === undefined) return "no token yet"
-  if (forceBefore !== undefined && cur.createdAt < forceBefore) return "rotation requested"
-  if (held._tag === "Empty") return "the sink lost the credential"
-  if (held._tag === "Holds" && held.tokenId !== cur.id) return "the sink holds a different credential"
-  const policyKind = policy.refreshPolicy ?? "Periodic"
-  if (policyKind !== "CreatedOnce" && cur.specHash !== specFingerprint(spec)) return "the spec changed"
-  if (policyKind === "Periodic" && policy.refreshIntervalMs > 0 && now >= cur.createdAt + policy.refreshIntervalMs) {
-    return "refresh interval elapsed"
-  }
-  const exp = expiryMs(cur)
-  if (exp !== undefined && spec.expiry.kind === "after" && policy.renewBeforeExpiry !== false) {
-    if (now >= exp - renewMargin(spec, exp - cur.createdAt)) return "the token expires soon"
-  }
-  return undefined
-}
-
-/** When a retiring token is next worth a DELETE: after its grace, and after its back-off. */
-const revokeDueAt = (t: TokenRecord): number => Math.max(t.revokeAfter ?? 0, t.retryAt ?? 0)
-
-/** When a rotation falls due on schedule (refresh interval, approaching expiry), if ever. */
-const rotationDue = (r: StateRecord, spec: DeployTokenSpec, policy: Policy): number | undefined => {
-  const cur = r.current
-  if (cur === undefined) return undefined
-  const times: number[] = []
-  if ((policy.refreshPolicy ?? "Periodic") === "Periodic" && policy.refreshIntervalMs > 0) {
-    times.push(cur.createdAt + policy.refreshIntervalMs)
-  }
-  const exp = expiryMs(cur)
-  if (exp !== undefined && spec.expiry.kind === "after" && policy.renewBeforeExpiry !== false) {
-    times.push(exp - renewMargin(spec, exp - cur.createdAt))
-  }
-  return times.length === 0 ? undefined : Math.min(...times)
-}
 
 /** Revokes one token at its persisted location; confirmed on 204 or 404 "Not found" only (I5). */
 const revokeOne = (ctx: Ctx, token: TokenRecord) =>
@@ -411,46 +243,28 @@ const revokeOne = (ctx: Ctx, token: TokenRecord) =>
           return yield* new LifecycleError({ key: ctx.job.key, message: `token ${token.id} cannot be revoked here: ${elsewhere}` })
         }
         return yield* gitlab.revoke(connectionFor(ctx.job.connection, token.location), token.location.target, token.id)
-      }).pipe(
-        Effect.catchIf(
-          (e): e is TokenNotFound => e instanceof TokenNotFound,
-          () => Effect.void,
-        ),
-      ),
+      }).pipe(goneCounts),
     )
     if (outcome._tag === "Success") {
-      yield* modify(ctx.job.key, (r) =>
-        r.retiring.some((t) => t.id === token.id)
-          ? { record: { ...r, retiring: r.retiring.filter((t) => t.id !== token.id) }, result: undefined }
-          : undefined,
-      )
-      ctx.actions.push({ action: "revoked", tokenId: token.id })
+      yield* update(ctx.job.key, (r) => withoutRetiring(r, token.id))
       yield* Effect.logInfo("revoked deploy token").pipe(Effect.annotateLogs({ key: ctx.job.key, tokenId: token.id }))
-      return
+      return did({ action: "revoked", tokenId: token.id })
     }
     const error = describe(outcome.failure)
     const now = yield* Clock.currentTimeMillis
     const jitter = 0.8 + 0.4 * (yield* Random.next)
     const retryAfterMs = outcome.failure instanceof RateLimited ? outcome.failure.retryAfterMs : undefined
-    ctx.revokeErrors.push({ tokenId: token.id, error })
-    const saved = yield* modify(ctx.job.key, (r) => {
-      const t = r.retiring.find((x) => x.id === token.id)
-      if (t === undefined) return undefined
-      const attempts = (t.revokeAttempts ?? 0) + 1
-      const retryAt = revokeRetryAt(now, attempts, jitter, retryAfterMs)
-      return {
-        record: { ...r, retiring: r.retiring.map((x) => (x.id === token.id ? { ...x, lastError: error, revokeAttempts: attempts, retryAt } : x)) },
-        result: { attempts, retryAt },
-      }
-    })
+    yield* update(ctx.job.key, (r) => withRevokeFailure(r, token.id, error, now, jitter, retryAfterMs))
+    const saved = (yield* load(ctx.job.key)).record.retiring.find((t) => t.id === token.id)
     yield* Effect.logWarning("revocation failed; token stays tracked").pipe(
       Effect.annotateLogs({
         key: ctx.job.key,
         tokenId: token.id,
         error,
-        ...(Option.isSome(saved) ? { attempts: saved.value.attempts, retryAt: new Date(saved.value.retryAt).toISOString() } : {}),
+        ...(saved?.retryAt === undefined ? {} : { attempts: saved.revokeAttempts ?? 1, retryAt: new Date(saved.retryAt).toISOString() }),
       }),
     )
+    return { actions: [], revokeErrors: [{ tokenId: token.id, error }] } satisfies Outcome
   })
 
 /** Revokes every retiring token whose grace and back-off have passed. */
@@ -458,9 +272,11 @@ const revokeDue = (ctx: Ctx) =>
   Effect.gen(function* () {
     const now = yield* Clock.currentTimeMillis
     const { record } = yield* load(ctx.job.key)
+    const outcomes: Outcome[] = []
     for (const token of record.retiring) {
-      if (revokeDueAt(token) <= now) yield* revokeOne(ctx, token)
+      if (revokeDueAt(token) <= now) outcomes.push(yield* revokeOne(ctx, token))
     }
+    return both(...outcomes)
   })
 
 /** The spec's target by numeric id, resolving (one GET) and persisting a path before its first use. */
@@ -469,11 +285,8 @@ const resolveLocation = (job: Pick<Job, "key" | "connection" | "spec">) =>
     const known = locationOf(job.spec, (yield* load(job.key)).record)
     if (known !== undefined) return known
     const gitlab = yield* GitLab
-    const resolved = yield* gitlab.resolveTarget(connectionFor(job.connection, { url: job.spec.url, target: job.spec.target }), job.spec.target)
-    const k = targetKey(job.spec.url, job.spec.target)
-    yield* modify(job.key, (r) =>
-      r.targets?.[k] === resolved.id ? undefined : { record: { ...r, targets: { ...r.targets, [k]: resolved.id } }, result: undefined },
-    )
+    const resolved = yield* gitlab.resolveTarget(connectionFor(job.connection, job.spec), job.spec.target)
+    yield* update(job.key, (r) => withResolvedTarget(r, targetKey(job.spec.url, job.spec.target), resolved.id))
     yield* Effect.logInfo("resolved the target to its numeric id").pipe(
       Effect.annotateLogs({ key: job.key, target: `${job.spec.target.kind} ${job.spec.target.id}`, id: resolved.id }),
     )
@@ -508,8 +321,8 @@ const freshFingerprint = (job: Job, location: Location, now: number) =>
   })
 
 /**
- * Mints one token for a fresh decision, delivers it, retires the previous one.
- * Returns false when another writer made the decision first (nothing minted).
+ * Mints one token for a fresh decision, delivers it, retires the previous one. Returns what it did
+ * (nothing when another writer made the decision first).
  */
 const mintAndDeliver = (ctx: Ctx, job: Job, reason: string) =>
   Effect.gen(function* () {
@@ -523,7 +336,7 @@ const mintAndDeliver = (ctx: Ctx, job: Job, reason: string) =>
       // First mint at this target: learn its highest id so recovery never considers older look-alikes.
       const existing = yield* gitlab.list(connectionFor(job.connection, location), location.target)
       const highest = existing.reduce((m, t) => Math.max(m, t.id), 0)
-      yield* modify(job.key, (r) => ({ record: withWatermark(r, location, highest), result: undefined }))
+      yield* update(job.key, (r) => withWatermark(r, location, highest))
       record = (yield* load(job.key)).record
     }
     const now = yield* Clock.currentTimeMillis
@@ -545,7 +358,7 @@ const mintAndDeliver = (ctx: Ctx, job: Job, reason: string) =>
       }
       return { record: { ...r, generation: intent.generation, intent }, result: intent }
     })
-    if (Option.isNone(decided)) return false
+    if (Option.isNone(decided)) return nothing
     const intent = decided.value
     const created = yield* Effect.result(
       gitlab.create(connectionFor(job.connection, location), location.target, {
@@ -562,10 +375,10 @@ const mintAndDeliver = (ctx: Ctx, job: Job, reason: string) =>
         yield* resolveIntent(ctx, intent).pipe(Effect.ignore)
         yield* revokeDue(ctx).pipe(Effect.ignore)
       } else {
-        yield* modify(job.key, (r) => {
+        yield* update(job.key, (r) => {
           if (r.intent?.generation !== intent.generation) return undefined
           const { intent: _i, ...rest } = r
-          return { record: { ...rest, lastError: describe(e) }, result: undefined }
+          return { ...rest, lastError: describe(e) }
         })
       }
       return yield* Effect.fail(e)
@@ -593,15 +406,7 @@ const mintAndDeliver = (ctx: Ctx, job: Job, reason: string) =>
       // State refused the pending record: the id is known, the value was never delivered, so no
       // consumer can hold it. Revoke it now rather than leave it to recovery (the open intent's
       // fingerprint still lets recovery find it if this DELETE fails too).
-      const revoked = yield* Effect.result(
-        gitlab.revoke(connectionFor(job.connection, location), location.target, minted.id).pipe(
-          Effect.catchIf(
-            (e): e is TokenNotFound => e instanceof TokenNotFound,
-            () => Effect.void,
-          ),
-        ),
-      )
-      if (revoked._tag === "Success") ctx.actions.push({ action: "revoked", tokenId: minted.id, detail: "State could not record it; never delivered" })
+      const revoked = yield* Effect.result(goneCounts(gitlab.revoke(connectionFor(job.connection, location), location.target, minted.id)))
       yield* Effect.logWarning(
         revoked._tag === "Success"
           ? "State could not record a minted token; revoked it at once"
@@ -612,84 +417,80 @@ const mintAndDeliver = (ctx: Ctx, job: Job, reason: string) =>
     if (Option.isNone(recorded.success)) {
       // Another writer resolved our intent meanwhile: keep the token tracked (I1) and revoke it,
       // since nobody will deliver it.
-      yield* modify(job.key, (r) =>
-        trackedIds(r).has(token.id) ? undefined : { record: { ...r, retiring: [...r.retiring, { ...token, revokeAfter: now }] }, result: undefined },
-      )
+      yield* update(job.key, (r) => (trackedIds(r).has(token.id) ? undefined : { ...r, retiring: [...r.retiring, { ...token, revokeAfter: now }] }))
       yield* revokeDue(ctx).pipe(Effect.ignore)
       return yield* Effect.fail(new LifecycleError({ key: job.key, message: `intent of token ${minted.id} was taken over by another writer` }))
     }
     yield* Effect.logInfo("minted deploy token").pipe(Effect.annotateLogs({ key: job.key, tokenId: minted.id, reason }))
-    ctx.actions.push({ action: record.current ? "rotated" : "minted", tokenId: minted.id, detail: reason })
+    const mintedDone: Done = { action: record.current ? "rotated" : "minted", tokenId: minted.id, detail: reason }
     const delivered = yield* Effect.result(
       sink.deliver(job.key, { username: minted.username, token: minted.token, tokenId: minted.id, gitlabUrl: location.url }),
     )
     const at = yield* Clock.currentTimeMillis
     if (delivered._tag === "Failure") {
       const held = yield* sink.inspect(job.key).pipe(Effect.orElseSucceed((): Held => ({ _tag: "Unknown" })))
-      yield* modify(job.key, (r) => {
+      yield* update(job.key, (r) => {
         if (r.pending?.id !== token.id) return undefined
         const { pending: _p, ...rest } = r
-        if (held._tag === "Holds" && held.tokenId === token.id) return { record: promote(rest, token, at, job.policy.graceMs), result: undefined }
+        if (held._tag === "Holds" && held.tokenId === token.id) return promote(rest, token, at, job.policy.graceMs)
         const revokeAfter = undeliveredRevokeAfter(held, at, job.policy.graceMs)
-        return { record: { ...rest, lastError: describe(delivered.failure), retiring: [...rest.retiring, { ...token, revokeAfter }] }, result: undefined }
+        return { ...rest, lastError: describe(delivered.failure), retiring: [...rest.retiring, { ...token, revokeAfter }] }
       })
       yield* revokeDue(ctx)
       return yield* Effect.fail(delivered.failure)
     }
-    yield* modify(job.key, (r) => {
+    yield* update(job.key, (r) => {
       if (r.pending?.id !== token.id) return undefined
       const { pending: _p, lastError: _e, ...rest } = r
-      return { record: promote(rest, token, at, job.policy.graceMs), result: undefined }
+      return promote(rest, token, at, job.policy.graceMs)
     })
-    ctx.actions.push({ action: "delivered", tokenId: minted.id })
-    return true
+    return did(mintedDone, { action: "delivered", tokenId: minted.id })
   })
 
 /**
  * Resolves interrupted work: an open intent, then an undelivered token. Returns the intent that is
- * still unsettled, if any; with `wait`, sleeps until it has settled instead.
+ * still unsettled, if any (with `wait`, sleeps until it has settled instead), and what was done.
  */
 const finishInterrupted = (ctx: Ctx, graceMs: number, wait = false) =>
   Effect.gen(function* () {
+    const outcomes: Outcome[] = []
+    const result = (open: Intent | undefined) => ({ open, outcome: both(...outcomes) })
     for (let step = 0; step < MAX_STEPS; step++) {
       const { record } = yield* load(ctx.job.key)
       if (record.intent !== undefined) {
-        if ((yield* resolveIntent(ctx, record.intent)) === "unsettled") {
-          if (!wait) return record.intent
+        const resolved = yield* resolveIntent(ctx, record.intent)
+        outcomes.push(resolved.outcome)
+        if (!resolved.settled) {
+          if (!wait) return result(record.intent)
           const now = yield* Clock.currentTimeMillis
           yield* Effect.logInfo("waiting for an interrupted create to settle").pipe(
             Effect.annotateLogs({ key: ctx.job.key, generation: record.intent.generation }),
           )
           yield* Effect.sleep(Math.max(1, record.intent.createdAt + ctx.settleMs - now))
         }
-      } else if (record.pending !== undefined) yield* resolvePending(ctx, graceMs)
-      else return undefined
+      } else if (record.pending !== undefined) outcomes.push(yield* resolvePending(ctx, graceMs))
+      else return result(undefined)
     }
-    return (yield* load(ctx.job.key)).record.intent
+    return result((yield* load(ctx.job.key)).record.intent)
   })
 
-/**
- * The report of a run. `nextAt` is when more work can progress: retiring tokens after their grace
- * and back-off, a scheduled rotation (not while an unsettled create blocks it: then the moment it
- * settles), never sooner than MIN_REVISIT_MS from now.
- */
-const report = (ctx: Ctx, reason: string | undefined, spec: DeployTokenSpec | undefined, policy: Policy | undefined, extraDue: ReadonlyArray<number> = []) =>
+const report = (
+  ctx: Ctx,
+  outcome: Outcome,
+  reason: string | undefined,
+  schedule: { readonly spec: DeployTokenSpec; readonly policy: Policy } | undefined,
+  extraDue: ReadonlyArray<number> = [],
+) =>
   Effect.gen(function* () {
     const { record } = yield* load(ctx.job.key)
     const now = yield* Clock.currentTimeMillis
-    const due = [
-      ...record.retiring.map(revokeDueAt),
-      ...(spec && policy && record.intent === undefined ? [rotationDue(record, spec, policy)] : []),
-      record.intent ? record.intent.createdAt + ctx.settleMs : undefined,
-      ...extraDue,
-    ].filter((t): t is number => t !== undefined)
     return {
       key: ctx.job.key,
-      actions: ctx.actions,
-      revokeErrors: ctx.revokeErrors,
+      actions: outcome.actions,
+      revokeErrors: outcome.revokeErrors,
       reason,
       openIntent: record.intent !== undefined,
-      nextAt: due.length === 0 ? undefined : Math.max(Math.min(...due), now + MIN_REVISIT_MS),
+      nextAt: nextAt(record, now, ctx.settleMs, schedule, extraDue),
       currentTokenId: record.current?.id,
       suspects: record.suspects.map((s) => s.id),
     } satisfies Report
@@ -698,8 +499,6 @@ const report = (ctx: Ctx, reason: string | undefined, spec: DeployTokenSpec | un
 const newCtx = (job: Pick<Job, "key" | "connection">, settleMs: number | undefined): Ctx => ({
   job,
   settleMs: settleMs ?? DEFAULT_CREATE_SETTLE_MS,
-  actions: [],
-  revokeErrors: [],
 })
 
 const run = (job: Job, forceBefore: number | undefined) =>
@@ -710,15 +509,15 @@ const run = (job: Job, forceBefore: number | undefined) =>
       job.key,
       Effect.gen(function* () {
         const ctx = newCtx(job, job.policy.createSettleMs)
-        const open = yield* finishInterrupted(ctx, job.policy.graceMs)
+        const interrupted = yield* finishInterrupted(ctx, job.policy.graceMs)
         const { record } = yield* load(job.key)
         const held = yield* sink.inspect(job.key)
         const now = yield* Clock.currentTimeMillis
         const reason = rotationReason(record, job.spec, job.policy, now, held, forceBefore)
         // While a create's outcome is unknown, minting again could make two tokens for one decision (I4).
-        if (reason !== undefined && open === undefined) yield* mintAndDeliver(ctx, job, reason)
-        yield* revokeDue(ctx)
-        return yield* report(ctx, reason, job.spec, job.policy)
+        const minted = reason !== undefined && interrupted.open === undefined ? yield* mintAndDeliver(ctx, job, reason) : nothing
+        const revoked = yield* revokeDue(ctx)
+        return yield* report(ctx, both(interrupted.outcome, minted, revoked), reason, { spec: job.spec, policy: job.policy })
       }),
     )
   }).pipe(Effect.annotateLogs({ key: job.key }))
@@ -757,10 +556,10 @@ export const recover = (job: Pick<Job, "key" | "connection">, options: RecoverOp
       job.key,
       Effect.gen(function* () {
         const ctx = newCtx(job, options.createSettleMs)
-        yield* finishInterrupted(ctx, options.graceMs ?? DEFAULT_GRACE_MS, options.waitForSettle ?? false)
+        const interrupted = yield* finishInterrupted(ctx, options.graceMs ?? DEFAULT_GRACE_MS, options.waitForSettle ?? false)
         yield* pruneSuspects(ctx)
-        yield* revokeDue(ctx)
-        return yield* report(ctx, undefined, undefined, undefined)
+        const revoked = yield* revokeDue(ctx)
+        return yield* report(ctx, both(interrupted.outcome, revoked), undefined, undefined)
       }),
     )
   })
@@ -794,59 +593,54 @@ export const revokeAll = (job: Pick<Job, "key" | "connection">, options: RevokeA
       Effect.gen(function* () {
         const ctx = newCtx(job, options.createSettleMs)
         // Everything is revoked at once: the consumer no longer exists. An unsettled create is waited for.
-        yield* finishInterrupted(ctx, 0, true)
+        const interrupted = yield* finishInterrupted(ctx, 0, true)
         const now = yield* Clock.currentTimeMillis
-        yield* modify(job.key, (r) => {
-          const all = [...(r.current ? [r.current] : []), ...(r.pending ? [r.pending] : []), ...r.retiring]
-          if (all.length === 0 && (r.deletingSince !== undefined || r.suspects.length === 0)) return undefined
-          const { current: _c, pending: _p, ...rest } = r
-          return {
-            record: {
-              ...rest,
-              deletingSince: r.deletingSince ?? now,
-              retiring: all.map((t) => ({ ...t, revokeAfter: Math.min(t.revokeAfter ?? now, now), ...(options.retryNow ? { retryAt: now } : {}) })),
-            },
-            result: undefined,
-          }
-        })
+        yield* update(job.key, (r) => retireEverything(r, now, options.retryNow === true))
         if (options.removeFromSink) yield* sink.remove(job.key)
-        yield* revokeDue(ctx)
+        const revoked = yield* revokeDue(ctx)
         if ((yield* load(job.key)).record.suspects.length > 0) yield* pruneSuspects(ctx)
         const waitMs = options.suspectWaitMs ?? DEFAULT_SUSPECT_WAIT_MS
         const at = yield* Clock.currentTimeMillis
         const released = yield* modify(job.key, (r) => {
-          if (r.suspects.length === 0 || at < (r.deletingSince ?? at) + waitMs) return undefined
-          return { record: { ...r, suspects: [] }, result: r.suspects }
+          const decided = releaseSuspects(r, at, waitMs)
+          return decided === undefined ? undefined : { record: decided.record, result: decided.released }
         })
-        if (Option.isSome(released)) {
-          const ids = released.value.map((s) => s.id)
-          for (const id of ids) {
-            ctx.actions.push({ action: "released", tokenId: id, detail: "suspect released after the wait on consumer deletion; still live in GitLab unless revoked there" })
-          }
+        const releasedIds = Option.match(released, { onNone: () => [] as number[], onSome: (ss) => ss.map((s) => s.id) })
+        if (releasedIds.length > 0) {
           yield* Effect.logWarning("releasing suspects of a deleted consumer; they stay live in GitLab unless a person revokes them").pipe(
-            Effect.annotateLogs({ key: job.key, tokenIds: ids.join(","), waitedMs: waitMs }),
+            Effect.annotateLogs({ key: job.key, tokenIds: releasedIds.join(","), waitedMs: waitMs }),
           )
         }
+        const outcome = both(
+          interrupted.outcome,
+          revoked,
+          did(
+            ...releasedIds.map(
+              (id): Done => ({
+                action: "released",
+                tokenId: id,
+                detail: "suspect released after the wait on consumer deletion; still live in GitLab unless revoked there",
+              }),
+            ),
+          ),
+        )
         const latest = yield* state.load(job.key)
-        let suspectDue: number | undefined
-        if (Option.isSome(latest)) {
-          const r = latest.value.record
-          if (r.retiring.length === 0 && r.suspects.length === 0 && r.current === undefined && r.pending === undefined && r.intent === undefined) {
-            yield* state.remove(job.key, latest.value.version)
-            return {
-              key: job.key,
-              actions: ctx.actions,
-              revokeErrors: ctx.revokeErrors,
-              reason: "consumer deleted",
-              openIntent: false,
-              nextAt: undefined,
-              currentTokenId: undefined,
-              suspects: [],
-            } satisfies Report
-          }
-          if (r.suspects.length > 0) suspectDue = (r.deletingSince ?? at) + waitMs
+        if (Option.isSome(latest) && isSettledEmpty(latest.value.record)) {
+          yield* state.remove(job.key, latest.value.version)
+          return {
+            key: job.key,
+            actions: outcome.actions,
+            revokeErrors: outcome.revokeErrors,
+            reason: "consumer deleted",
+            openIntent: false,
+            nextAt: undefined,
+            currentTokenId: undefined,
+            suspects: [],
+          } satisfies Report
         }
-        return yield* report(ctx, "consumer deleted", undefined, undefined, suspectDue === undefined ? [] : [suspectDue])
+        const r = Option.isSome(latest) ? latest.value.record : undefined
+        const suspectDue = r !== undefined && r.suspects.length > 0 ? [(r.deletingSince ?? at) + waitMs] : []
+        return yield* report(ctx, outcome, "consumer deleted", undefined, suspectDue)
       }),
     )
   })
@@ -863,6 +657,8 @@ const findSuspect = (key: string, r: StateRecord, tokenId: number) =>
     })
   })
 
+const withoutSuspect = (r: StateRecord, tokenId: number): StateRecord => ({ ...r, suspects: r.suspects.filter((s) => s.id !== tokenId) })
+
 /**
  * A person decided a suspect is ours: revoke it at its recorded location and stop tracking it once
  * GitLab confirms (204, or 404 for the id).
@@ -878,16 +674,10 @@ export const revokeSuspect = (job: Pick<Job, "key" | "connection">, tokenId: num
         const elsewhere = otherInstance(job.connection, suspect.location)
         if (elsewhere !== undefined) return yield* new LifecycleError({ key: job.key, message: `suspect ${tokenId} cannot be revoked here: ${elsewhere}` })
         const gitlab = yield* GitLab
-        yield* gitlab.revoke(connectionFor(job.connection, suspect.location), suspect.location.target, tokenId).pipe(
-          Effect.catchIf(
-            (e): e is TokenNotFound => e instanceof TokenNotFound,
-            () => Effect.void,
-          ),
-        )
-        yield* modify(job.key, (r) => ({ record: { ...r, suspects: r.suspects.filter((s) => s.id !== tokenId) }, result: undefined }))
-        ctx.actions.push({ action: "revoked", tokenId, detail: "suspect revoked on request" })
+        yield* goneCounts(gitlab.revoke(connectionFor(job.connection, suspect.location), suspect.location.target, tokenId))
+        yield* update(job.key, (r) => withoutSuspect(r, tokenId))
         yield* Effect.logInfo("revoked suspect on request").pipe(Effect.annotateLogs({ key: job.key, tokenId }))
-        return yield* report(ctx, "suspect revoked", undefined, undefined)
+        return yield* report(ctx, did({ action: "revoked", tokenId, detail: "suspect revoked on request" }), "suspect revoked", undefined)
       }),
     )
   })
@@ -900,7 +690,7 @@ export const forgetSuspect = (key: string, tokenId: number) =>
       key,
       Effect.gen(function* () {
         yield* findSuspect(key, (yield* load(key)).record, tokenId)
-        yield* modify(key, (r) => ({ record: { ...r, suspects: r.suspects.filter((s) => s.id !== tokenId) }, result: undefined }))
+        yield* update(key, (r) => withoutSuspect(r, tokenId))
         yield* Effect.logInfo("forgot suspect on request; it is left as it is in GitLab").pipe(Effect.annotateLogs({ key, tokenId }))
       }),
     )
