@@ -2,9 +2,9 @@
  * End to end: core's reconcile / rotate / revokeAll over KubeState + KubeSink, the real GitLab client
  * and the in-process simulator, on a real kube-apiserver.
  */
-import { type Job, reconcile, revokeAll, rotate } from "@gldt/core"
+import { type Job, reconcile, revokeAll, rotate, State } from "@gldt/core"
 import { layer as gitlabLayer } from "@gldt/gitlab"
-import { Effect, Layer, Logger } from "effect"
+import { Effect, Layer, Logger, Option } from "effect"
 import { describe, expect, it } from "vitest"
 import { KubeSink } from "../src/KubeSink.ts"
 import { KubeState, STATE_FINALIZER, stateObjectName } from "../src/KubeState.ts"
@@ -124,5 +124,37 @@ describe("lifecycle over KubeState + KubeSink", () => {
     expect(tokenIds(report.actions)).toEqual([id])
     expect(live([id])).toEqual([])
     expect(await getIfExists(kube(), ["gitlabdeploytokenstate", stateObjectName(key)], ns)).toBeUndefined()
+  })
+
+  it("a Terminating state object with a suspect does not hang: after the bounded wait the suspect is released and the finalizer goes", async () => {
+    const ns = await kube().newNamespace("e2e-suspect")
+    const owner = await createExternalSecret(kube(), ns, "es")
+    const key = `${ns}/es`
+    const job = jobFor(gitlab(), key)
+    const provide = Effect.provide(layers(ns, { name: "es", creationPolicy: "Owner" }, owner))
+    const minted = await Effect.runPromise(reconcile(job).pipe(provide))
+    // A look-alike someone made, kept as a suspect that no person has decided on.
+    const lookalike = gitlab().sim.createForeignToken({ target: { project: "group/project" }, name: job.spec.name, username: job.spec.username ?? null, scopes: [...job.spec.scopes] })
+    await Effect.runPromise(
+      Effect.gen(function* () {
+        const state = yield* State
+        const found = Option.getOrThrow(yield* state.load(key))
+        const location = found.record.current!.location
+        yield* state.save(key, { ...found.record, suspects: [{ id: lookalike.id, location, name: job.spec.name, username: "eso", generation: 1, foundAt: 0 }] }, found.version)
+      }).pipe(provide),
+    )
+    await kube().kubectl(["delete", "gitlabdeploytokenstate", stateObjectName(key), "--wait=false"], { namespace: ns })
+
+    const first = await Effect.runPromise(revokeAll(job, { removeFromSink: true, suspectWaitMs: 2_000 }).pipe(provide))
+    expect(tokenIds(first.actions)).toEqual([minted.currentTokenId])
+    expect(first.suspects).toEqual([lookalike.id])
+    expect(first.nextAt).toBeGreaterThan(Date.now())
+    expect(await getIfExists(kube(), ["gitlabdeploytokenstate", stateObjectName(key)], ns), "kept for a person meanwhile").toBeDefined()
+
+    await new Promise((r) => setTimeout(r, Math.max(0, first.nextAt! - Date.now()) + 100))
+    const second = await Effect.runPromise(revokeAll(job, { removeFromSink: true, suspectWaitMs: 2_000 }).pipe(provide))
+    expect(second.actions.map((a) => [a.action, a.tokenId])).toEqual([["released", lookalike.id]])
+    expect(await getIfExists(kube(), ["gitlabdeploytokenstate", stateObjectName(key)], ns), "the deletion completed").toBeUndefined()
+    expect(gitlab().sim.tokens().some((t) => t.id === lookalike.id && t.active), "a released suspect is never revoked").toBe(true)
   })
 })
