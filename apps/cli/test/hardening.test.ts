@@ -125,7 +125,7 @@ it("run does not spin when a revocation cannot succeed (token at another instanc
   }
 })
 
-it("gldt suspects lists a suspect; suspects revoke and suspects forget resolve one by id", async () => {
+it("gldt suspects lists suspects; suspects revoke and forget resolve one by id; revoke releases the rest after --suspect-wait", async () => {
   const dir = tempDir("suspects")
   const sim = await startSim({ tls: true, dir })
   try {
@@ -139,6 +139,7 @@ it("gldt suspects lists a suspect; suspects revoke and suspects forget resolve o
     const scopes = ["read_repository", "read_registry"]
     const a = await sim.foreignToken({ target: "project:42", name: "eso-managed", username: "eso", scopes })
     const b = await sim.foreignToken({ target: "project:42", name: "eso-managed", username: "eso", scopes })
+    const c = await sim.foreignToken({ target: "project:42", name: "eso-managed", username: "eso", scopes })
     const file = join(dir, "state", "sus.json")
     const doc = JSON.parse(readFileSync(file, "utf8"))
     const cur = doc.record.current
@@ -147,7 +148,13 @@ it("gldt suspects lists a suspect; suspects revoke and suspects forget resolve o
     writeFileSync(file, JSON.stringify(doc))
     const rec = await run("recover", ...flags)
     expect(rec.code, show(rec)).toBe(0)
-    expect(rec.stdout).toMatch(new RegExp(`suspects left for a person to decide: ${a.id}, ${b.id}`))
+    expect(rec.stdout).toMatch(new RegExp(`suspects left for a person to decide: ${a.id}, ${b.id}, ${c.id}`))
+    // The consumer goes away: its own token is revoked, the suspects wait for a person.
+    const rev = await run("revoke", ...flags, "--suspect-wait", "1h")
+    expect(rev.code, show(rev)).toBe(0)
+    expect(rev.stdout).toMatch(new RegExp(`suspects left for a person to decide: ${a.id}, ${b.id}, ${c.id}`))
+    expect(liveGldtTokens(await sim.tokens())).toEqual([])
+    expect(readState(`${dir}/state`, "sus")?.suspects.map((x) => x.id)).toEqual([a.id, b.id, c.id])
     const list = await gldt(["suspects", "--state", state], { cwd: dir, env: {} })
     expect(list.code, show(list)).toBe(0)
     expect(list.stdout).toMatch(new RegExp(`^sus: suspect token ${a.id} .*gldt suspects revoke ${a.id}`, "m"))
@@ -156,10 +163,17 @@ it("gldt suspects lists a suspect; suspects revoke and suspects forget resolve o
     expect((await sim.tokens()).map((t) => t.id)).not.toContain(a.id)
     const unknown = await gldt(["suspects", "forget", "999999", "--key", "sus", "--state", state], { cwd: dir, env: {} })
     expect(unknown.code, show(unknown)).toBe(2)
-    expect(unknown.stderr).toMatch(/token 999999 is not a suspect of sus \(its suspects: \d+\)/)
+    expect(unknown.stderr).toMatch(/token 999999 is not a suspect of sus \(its suspects: \d+, \d+\)/)
     const forgot = await gldt(["suspects", "forget", String(b.id), "--key", "sus", "--state", state], { cwd: dir, env: {} })
     expect(forgot.code, show(forgot)).toBe(0)
     expect((await sim.tokens()).map((t) => t.id), "forget leaves GitLab alone").toContain(b.id)
+    // After the wait (here 0), a revoke releases what is left, with the ids, and the record goes.
+    const release = await run("revoke", ...flags, "--suspect-wait", "0")
+    expect(release.code, show(release)).toBe(0)
+    expect(release.stdout).toMatch(new RegExp(`^released token ${c.id} `, "m"))
+    expect(release.stderr).toMatch(new RegExp(`releasing suspects.*tokenIds=${c.id}`))
+    expect(readState(`${dir}/state`, "sus")).toBeUndefined()
+    expect((await sim.tokens()).map((t) => t.id), "a released suspect is never revoked").toContain(c.id)
     const empty = await gldt(["suspects", "--state", state, "-o", "json"], { cwd: dir, env: {} })
     expect(JSON.parse(empty.stdout)).toEqual({ command: "suspects", suspects: [] })
   } finally {
