@@ -1,0 +1,4 @@
+/** The CLI's version, read from its own package.json so there is one source to bump. */
+import { readFileSync } from "node:fs"
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version
