@@ -14,6 +14,7 @@ import { type Job, MemorySink, reconcile, rotate, runForever, State, validateSpe
 import { layer as gitlabLayer } from "@gldt/gitlab"
 import { startSimulator } from "@gldt/gitlab-sim"
 import { Clock, Duration, Effect, Layer, Logger, Redacted, References } from "effect"
+import { vaultPlugin } from "./vault.ts"
 
 const root = resolve(import.meta.dirname, "../../..")
 const run = promisify(execFile)
@@ -188,6 +189,7 @@ const main = async () => {
   const l = await lifecycle()
   await callBudget()
   await cli(l.perSecond)
+  await vaultPlugin(report)
   const broken = results.filter((r) => r.ok === false)
   if (broken.length > 0) {
     console.log(`BROKEN: ${broken.map((b) => b.name).join(", ")}`)
