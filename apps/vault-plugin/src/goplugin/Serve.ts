@@ -15,15 +15,10 @@ import { HealthImplementation } from "grpc-health-check"
 import type { ProtocolServices } from "../protocol/Protocol.ts"
 import { Broker } from "./Broker.ts"
 import { makeCertificate } from "./Certificate.ts"
+import { APP_PROTOCOL_VERSION, CORE_PROTOCOL_VERSION, checkHandshakeEnv, HandshakeRefused } from "./Handshake.ts"
 import { log } from "./Log.ts"
 
-/** Vault's handshake for backend plugins (`sdk/plugin/serve.go`). */
-export const MAGIC_COOKIE_KEY = "VAULT_BACKEND_PLUGIN"
-export const MAGIC_COOKIE_VALUE = "6669da05-b1c8-4f49-97d9-c8e5bed98e20"
-export const CORE_PROTOCOL_VERSION = 1
-export const APP_PROTOCOL_VERSION = 5
-
-export class HandshakeRefused extends Error {}
+export { checkHandshakeEnv, HandshakeRefused, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from "./Handshake.ts"
 
 export interface PluginServices {
   readonly services: ReadonlyArray<readonly [grpc.ServiceDefinition, grpc.UntypedServiceImplementation]>
@@ -35,24 +30,6 @@ export interface Running {
   readonly handshakeLine: string
   /** Stops serving, closes the broker, removes the socket. */
   stop(): Promise<void>
-}
-
-/** Checks the environment the host set; throws `HandshakeRefused` with the reason otherwise. */
-export const checkHandshakeEnv = (env: NodeJS.ProcessEnv): { readonly clientCertPem: string } => {
-  if (env[MAGIC_COOKIE_KEY] !== MAGIC_COOKIE_VALUE) {
-    throw new HandshakeRefused(
-      "This binary is a Vault plugin. It is not meant to be run directly: register it in Vault's plugin catalog and enable it as a secrets engine.",
-    )
-  }
-  const offered = (env.PLUGIN_PROTOCOL_VERSIONS ?? "").split(",").map((v) => v.trim())
-  if (!offered.includes(String(APP_PROTOCOL_VERSION))) {
-    throw new HandshakeRefused(`the host offers plugin protocol versions [${offered.join(",")}]; this plugin speaks only ${APP_PROTOCOL_VERSION}`)
-  }
-  const clientCertPem = env.PLUGIN_CLIENT_CERT ?? ""
-  if (!clientCertPem.includes("BEGIN CERTIFICATE")) {
-    throw new HandshakeRefused("PLUGIN_CLIENT_CERT is not set: this plugin requires go-plugin's automatic mutual TLS (Vault's plugin protocol v5)")
-  }
-  return { clientCertPem }
 }
 
 export const serve = async (

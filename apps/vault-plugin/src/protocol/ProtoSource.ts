@@ -5,7 +5,7 @@
  * committed; `go mod download` fetches the modules on a machine that has not got them yet.
  */
 import { execFileSync } from "node:child_process"
-import { existsSync, mkdirSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -66,6 +66,9 @@ export const loadProtocolRoot = (dirs: { readonly sdk: string; readonly goPlugin
 export const buildDescriptor = (out = DESCRIPTOR_PATH): string => {
   const root = loadProtocolRoot({ sdk: moduleDir(PROTO_MODULES.sdk), goPlugin: moduleDir(PROTO_MODULES.goPlugin) })
   mkdirSync(dirname(out), { recursive: true })
-  writeFileSync(out, `${JSON.stringify(root.toJSON())}\n`)
+  // Write then rename: a plugin (or a parallel test) may be reading the previous descriptor.
+  const tmp = `${out}.tmp-${process.pid}`
+  writeFileSync(tmp, `${JSON.stringify(root.toJSON())}\n`)
+  renameSync(tmp, out)
   return out
 }
