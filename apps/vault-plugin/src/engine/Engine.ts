@@ -25,8 +25,8 @@ import {
   State,
 } from "@gldt/core"
 import * as GitLabClient from "@gldt/gitlab"
-import { Effect, Layer, Logger, ManagedRuntime, Option, Redacted } from "effect"
-import { log } from "../goplugin/Log.ts"
+import { Effect, Layer, Logger, ManagedRuntime, Option, Redacted, References } from "effect"
+import { type Fields, type Level, log } from "../goplugin/Log.ts"
 import {
   type LogicalBackend,
   type Paths,
@@ -102,6 +102,18 @@ const toVaultError = (e: LifecycleFailure | Error): VaultError => {
 
 const leaseKey = () => randomBytes(12).toString("hex")
 
+const LEVELS: Record<string, Level> = { Trace: "trace", Debug: "debug", Info: "info", Warn: "warn", Error: "error", Fatal: "error" }
+
+/** Effect's log entries as hclog lines (message and annotations; core annotates ids, never values). */
+const hclogLogger = Logger.make(({ message, logLevel, fiber, date }) => {
+  const fields: Fields = {}
+  for (const [k, v] of Object.entries(fiber.getRef(References.CurrentLogAnnotations))) {
+    if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") fields[k] = v
+  }
+  const text = (Array.isArray(message) ? message : [message]).map((m) => (typeof m === "string" ? m : JSON.stringify(m))).join(" ")
+  log(LEVELS[logLevel] ?? "info", text, fields, date)
+})
+
 export class Engine implements LogicalBackend {
   private storage: Storage | undefined
   private system: SystemView | undefined
@@ -131,8 +143,8 @@ export class Engine implements LogicalBackend {
         remove: (key) => Effect.sync(() => void handover.delete(key)),
       }),
     )
-    // Lifecycle logs (ids only) go to stderr as JSON; stdout belongs to the plugin handshake.
-    const logging = Logger.layer([Logger.formatJson.pipe(Logger.withConsoleError)])
+    // Lifecycle logs (ids only) go to stderr as hclog lines, which Vault re-logs; stdout belongs to the handshake.
+    const logging = Logger.layer([hclogLogger])
     this.runtime = ManagedRuntime.make(Layer.mergeAll(GitLabClient.layer(this.options.gitlab), pluginStateLayer(ctx.storage), sink, logging))
   }
 
@@ -361,7 +373,7 @@ export class Engine implements LogicalBackend {
     const wanted = secret.leaseOptions.incrementMs || ttls?.ttlMs || secret.leaseOptions.ttlMs
     const ttlMs = Math.min(wanted, remaining, gitlabLeft)
     if (ttlMs <= 0) throw new VaultError(400, "the lease has reached its max TTL; read new credentials")
-    return { secret: { ttlMs, maxTtlMs, renewable: true, internalData: secret.internalData } }
+    return { secret: { issueTime: secret.leaseOptions.issueTime, ttlMs, maxTtlMs, renewable: true, internalData: secret.internalData } }
   }
 
   private async revokeKey(key: string, config: EngineConfig): Promise<void> {

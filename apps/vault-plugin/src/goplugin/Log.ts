@@ -7,8 +7,11 @@ export type Level = "trace" | "debug" | "info" | "warn" | "error"
 
 export type Fields = Record<string, string | number | boolean | undefined>
 
-export const log = (level: Level, message: string, fields: Fields = {}): void => {
-  const entry: Record<string, unknown> = { "@level": level, "@message": message, "@timestamp": new Date().toISOString(), "@module": "gldt" }
+/** hclog's timestamp layout has exactly six fractional digits; go-plugin drops other lines to debug. */
+export const hclogTime = (d: Date): string => d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z")
+
+export const log = (level: Level, message: string, fields: Fields = {}, at: Date = new Date()): void => {
+  const entry: Record<string, unknown> = { "@level": level, "@message": message, "@timestamp": hclogTime(at), "@module": "gldt" }
   for (const [k, v] of Object.entries(fields)) if (v !== undefined) entry[k] = v
   process.stderr.write(`${JSON.stringify(entry)}\n`)
 }

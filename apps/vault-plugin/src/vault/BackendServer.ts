@@ -77,14 +77,27 @@ export const decodeRequest = (r: WireRequest): Request => ({
   mountPoint: r.mount_point ?? "",
 })
 
+/** Go's zero time.Time, which is what a Go engine sends for a new secret's issue time. */
+const GO_ZERO_TIME = { seconds: "-62135596800", nanos: 0 }
+
+const timestamp = (ms: number | undefined) =>
+  ms === undefined ? GO_ZERO_TIME : { seconds: String(Math.floor(ms / 1000)), nanos: (((ms % 1000) + 1000) % 1000) * 1_000_000 }
+
 export const encodeResponse = (res: Response | undefined): object | null => {
   if (res === undefined) return null
   return {
-    data: res.data === undefined ? "" : JSON.stringify(res.data),
+    // Vault's translation parses this field as JSON: an absent body is `null`, as Go marshals a nil map.
+    data: JSON.stringify(res.data ?? null),
     warnings: res.warnings ?? [],
     secret: res.secret
       ? {
-          lease_options: { TTL: msToNs(res.secret.ttlMs), MaxTTL: msToNs(res.secret.maxTtlMs), renewable: res.secret.renewable },
+          // Vault's translation refuses a lease without an issue time (nil Timestamp).
+          lease_options: {
+            TTL: msToNs(res.secret.ttlMs),
+            MaxTTL: msToNs(res.secret.maxTtlMs),
+            renewable: res.secret.renewable,
+            issue_time: timestamp(res.secret.issueTime),
+          },
           internal_data: JSON.stringify(res.secret.internalData),
         }
       : null,

@@ -32,6 +32,8 @@ export interface Request {
 }
 
 export interface SecretOut {
+  /** Issue time of a renewed lease (echoed back); unset for a new secret. */
+  readonly issueTime?: number | undefined
   readonly ttlMs: number
   readonly maxTtlMs: number
   readonly renewable: boolean
