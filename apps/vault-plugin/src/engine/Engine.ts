@@ -124,6 +124,7 @@ export class Engine implements LogicalBackend {
   private readonly handover = new Map<string, Credential>()
   private tidying: Promise<TidyReport> | undefined
   private retryTimer: NodeJS.Timeout | undefined
+  private tidyRetries = 0
   private readonly options: EngineOptions
 
   constructor(options: EngineOptions = {}) {
@@ -314,13 +315,7 @@ export class Engine implements LogicalBackend {
         connection: this.connection(config),
         policy: { refreshIntervalMs: 0, graceMs: 0, refreshPolicy: "CreatedOnce", createSettleMs: this.options.createSettleMs },
       }
-      let report: Report
-      try {
-        report = await this.run(reconcile(job))
-      } finally {
-        // A create whose outcome is unknown leaves an open intent: tidy resolves it once it has settled.
-        this.scheduleTidy()
-      }
+      const report: Report = await this.run(reconcile(job))
       const credential = this.handover.get(key)
       this.handover.delete(key)
       if (credential === undefined || report.currentTokenId === undefined) {
@@ -340,6 +335,11 @@ export class Engine implements LogicalBackend {
           internalData: { secret_type: SECRET_TYPE, key, role: roleName, token_id: credential.tokenId, max_ttl_ms: maxTtlMs, gitlab_expires_at: expiresAt },
         },
       }
+    } catch (e) {
+      // A failed read may leave an open intent (a create whose outcome is unknown) or an unleased
+      // token: tidy resolves them once the create has settled.
+      this.scheduleTidy()
+      throw e
     } finally {
       this.handover.delete(key)
       this.inFlight.delete(key)
@@ -396,9 +396,12 @@ export class Engine implements LogicalBackend {
 
   // -------------------------------------------------------------------------------------- tidy
 
+  /** Runs tidy again once an interrupted create has settled; backs off while it keeps finding work it cannot finish. */
   private scheduleTidy(): void {
     if (this.retryTimer) return
-    const delay = (this.options.createSettleMs ?? 60_000) + 1_000
+    const settle = (this.options.createSettleMs ?? 60_000) + 1_000
+    const delay = Math.min(settle * 2 ** Math.min(this.tidyRetries, 16), Math.max(settle, 3_600_000))
+    this.tidyRetries++
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined
       this.tidyInBackground("settle")
@@ -413,6 +416,7 @@ export class Engine implements LogicalBackend {
           log("info", "tidy finished", { reason, orphans_revoked: r.orphansRevoked, expired_revoked: r.expiredRevoked, unsettled: r.unsettled, errors: r.errors.length })
         }
         if (r.unsettled > 0 || r.errors.length > 0) this.scheduleTidy()
+        else this.tidyRetries = 0
       },
       (e: unknown) => {
         log("warn", "tidy failed", { reason, error: e instanceof Error ? e.message : String(e) })
