@@ -4,7 +4,8 @@
  * the broker stream, serves Storage on a unix socket of its own and announces it with a ConnInfo,
  * then calls Setup and HandleRequest. (The same protocol against the real Vault is test/spike.test.ts.)
  */
-import { mkdtempSync, rmSync } from "node:fs"
+import { spawnSync } from "node:child_process"
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as grpc from "@grpc/grpc-js"
@@ -47,10 +48,14 @@ beforeAll(async () => {
   protocol = loadProtocol()
   host = await makeCertificate()
   dir = mkdtempSync(join(tmpdir(), "gldt-goplugin-"))
+  // The socket directory a killed plugin left behind (its pid no longer runs).
+  const dead = spawnSync(process.execPath, ["-e", ""]).pid
+  mkdirSync(join(dir, `gldt-plugin-${dead}-stale`))
   running = await serve(protocol, (broker) => ({ services: [[protocol.Backend, backendService(protocol, broker, backend)]] }), {
     [MAGIC_COOKIE_KEY]: MAGIC_COOKIE_VALUE,
     PLUGIN_PROTOCOL_VERSIONS: "4,5",
     PLUGIN_CLIENT_CERT: host.certPem,
+    PLUGIN_UNIX_SOCKET_DIR: dir,
   })
 })
 
@@ -63,6 +68,8 @@ afterAll(async () => {
 describe("go-plugin server", () => {
   it("speaks the handshake, health, broker and Backend protocol to a host that pins its certificate", async () => {
     const [core, app, network, address, proto, cert] = running.handshakeLine.split("|")
+    expect(address!.startsWith(join(dir, `gldt-plugin-${process.pid}-`))).toBe(true)
+    expect(readdirSync(dir).filter((n) => n.includes("stale")), "a dead plugin's socket directory is removed").toEqual([])
     expect([core, app, network, proto]).toEqual(["1", "5", "unix", "grpc"])
     expect(cert!.length).toBeGreaterThan(50)
     expect(cert).not.toMatch(/=$/)

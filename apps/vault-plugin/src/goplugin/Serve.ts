@@ -7,7 +7,7 @@
  * 4. print the handshake line `1|5|unix|<socket>|grpc|<certificate DER, base64 without padding>`.
  * stdio forwarding is not served: go-plugin tolerates its absence, and logs go to stderr instead.
  */
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as grpc from "@grpc/grpc-js"
@@ -32,6 +32,29 @@ export interface Running {
   stop(): Promise<void>
 }
 
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/** A killed plugin cannot remove its socket directory; the next one does (the pid names the owner). */
+const removeStaleSocketDirs = (base: string): void => {
+  let names: string[]
+  try {
+    names = readdirSync(base)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const owner = /^gldt-plugin-(\d+)-/.exec(name)
+    if (owner && Number(owner[1]) !== process.pid && !alive(Number(owner[1]))) rmSync(join(base, name), { recursive: true, force: true })
+  }
+}
+
 export const serve = async (
   protocol: ProtocolServices,
   build: (broker: Broker) => PluginServices,
@@ -44,7 +67,9 @@ export const serve = async (
   const health = new HealthImplementation({ plugin: "SERVING" })
   health.addToServer(server)
   server.addService(protocol.GRPCBroker, broker.service)
-  const socketDir = mkdtempSync(join(env.PLUGIN_UNIX_SOCKET_DIR || tmpdir(), "gldt-plugin-"))
+  const base = env.PLUGIN_UNIX_SOCKET_DIR || tmpdir()
+  removeStaleSocketDirs(base)
+  const socketDir = mkdtempSync(join(base, `gldt-plugin-${process.pid}-`))
   const socket = join(socketDir, "plugin.sock")
   let stopped = false
   const stop = async () => {
