@@ -96,6 +96,24 @@ describe("gldt engine in Vault", () => {
     await eventually("the revoked lease's token is deleted", async () => !liveApiTokens(await h.sim.tokens()).some((t) => t.id === creds.data.token_id), 20_000)
   })
 
+  it("a failed DELETE fails the revocation (the lease stays, Vault retries); a token already gone (404) counts as done", async () => {
+    await writeRole("flaky", { project_id: "42", name: "flaky", scopes: ["read_repository"] })
+    const creds = await readCreds("flaky")
+    // More 503s than the client's own retries: the revocation itself fails.
+    const fault = await h.sim.control<{ id: string }>("POST", "faults", { kind: "status5xx", status: 503, method: "DELETE", path: "deploy_tokens/\\d+$", times: 20 })
+    const failed = await h.call("PUT", "sys/leases/revoke", { lease_id: creds.lease_id, sync: true })
+    expect(failed.status).toBeGreaterThanOrEqual(400)
+    expect(JSON.stringify(failed.body)).toContain("Vault retries")
+    expect(liveApiTokens(await h.sim.tokens()).some((t) => t.id === creds.data.token_id)).toBe(true)
+    const lease = await h.call("PUT", "sys/leases/lookup", { lease_id: creds.lease_id })
+    expect(lease.status, "the lease is still there to be retried").toBe(200)
+    await h.sim.control("DELETE", `faults/${fault.id}`)
+    // Someone deleted the token meanwhile: GitLab's 404 settles the lease.
+    await h.sim.control("DELETE", `tokens/${creds.data.token_id}`)
+    await h.call("PUT", "sys/leases/revoke", { lease_id: creds.lease_id, sync: true }, 204)
+    expect((await h.call("PUT", "sys/leases/lookup", { lease_id: creds.lease_id })).status).toBe(400)
+  })
+
   it("lease expiry: the token is gone", async () => {
     await writeRole("short", { project_id: "42", name: "short-lived", scopes: ["read_repository"], ttl: 2, max_ttl: 4 })
     const creds = await readCreds("short")
