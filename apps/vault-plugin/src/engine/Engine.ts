@@ -376,11 +376,23 @@ export class Engine implements LogicalBackend {
     return { secret: { issueTime: secret.leaseOptions.issueTime, ttlMs, maxTtlMs, renewable: true, internalData: secret.internalData } }
   }
 
-  private async revokeKey(key: string, config: EngineConfig): Promise<void> {
-    const report = await this.run(revokeAll({ key, connection: this.connection(config) }, { createSettleMs: this.options.createSettleMs }))
+  /**
+   * Revokes every token of `key`; done only when its record tracks none any more. `retryNow` skips
+   * core's per-token back-off: a revoke request from Vault is itself the retry, on Vault's back-off.
+   */
+  private async revokeKey(key: string, config: EngineConfig, retryNow: boolean): Promise<void> {
+    const report = await this.run(revokeAll({ key, connection: this.connection(config) }, { createSettleMs: this.options.createSettleMs, retryNow }))
     if (report.revokeErrors.length > 0) {
       const detail = report.revokeErrors.map((e) => `token ${e.tokenId}: ${e.error}`).join("; ")
       throw new VaultError(502, `revoking the deploy token failed (${detail}); it stays tracked and Vault retries`)
+    }
+    const left = await this.run(State.use((s) => s.load(key)))
+    if (Option.isSome(left)) {
+      const r = left.value.record
+      const tracked = [r.current, r.pending, ...r.retiring].filter((t) => t !== undefined).map((t) => t.id)
+      if (tracked.length > 0 || r.intent !== undefined) {
+        throw new VaultError(502, `deploy token ${tracked.join(", ") || "(interrupted create)"} is not revoked yet; it stays tracked and Vault retries`)
+      }
     }
     await this.store.delete(LEASE_PREFIX + key)
     for (const a of report.actions) if (a.action === "revoked") log("info", "deploy token revoked", { key, token_id: a.tokenId })
@@ -390,7 +402,7 @@ export class Engine implements LogicalBackend {
     const key = this.secretKey(req)
     const config = await this.loadConfig()
     if (config === undefined) throw new VaultError(500, "cannot revoke: config is gone; write url and token to config again and Vault retries")
-    await this.revokeKey(key, config)
+    await this.revokeKey(key, config, true)
     return undefined
   }
 
@@ -456,10 +468,10 @@ export class Engine implements LogicalBackend {
             unsettled++
             continue
           }
-          await this.revokeKey(key, config)
+          await this.revokeKey(key, config, false)
           orphansRevoked++
         } else if (Date.now() > (json(entry.value) as LeaseMarker).maxEnd + LEASE_OVER_MS) {
-          await this.revokeKey(key, config)
+          await this.revokeKey(key, config, false)
           expiredRevoked++
         }
       } catch (e) {
