@@ -461,12 +461,99 @@ export const stateCrd = (): Crd => ({
   },
 })
 
+export const CONSUMER_KIND = "GitlabDeployTokenConsumer"
+export const CONSUMER_PLURAL = "gitlabdeploytokenconsumers"
+
+/**
+ * `gitlabdeploytokenconsumers.gldt.dev`: gldt's own consumer kind, which ESO does not know and so
+ * never touches. It names a generator and a target like an ExternalSecret with one generatorRef;
+ * the controller serves it whether or not ESO runs in the cluster.
+ */
+export const consumerCrd = (): Crd => ({
+  apiVersion: "apiextensions.k8s.io/v1",
+  kind: "CustomResourceDefinition",
+  metadata: { name: `${CONSUMER_PLURAL}.${STATE_GROUP}`, annotations: GENERATED_BY },
+  spec: {
+    group: STATE_GROUP,
+    names: {
+      categories: ["gldt"],
+      kind: CONSUMER_KIND,
+      listKind: `${CONSUMER_KIND}List`,
+      plural: CONSUMER_PLURAL,
+      shortNames: ["gldtc"],
+      singular: "gitlabdeploytokenconsumer",
+    },
+    scope: "Namespaced",
+    versions: [
+      {
+        name: STATE_VERSION,
+        served: true,
+        storage: true,
+        subresources: { status: {} },
+        additionalPrinterColumns: [
+          { jsonPath: ".spec.generatorRef.name", name: "Generator", type: "string" },
+          { jsonPath: ".spec.refreshInterval", name: "Refresh Interval", type: "string" },
+          { jsonPath: '.status.conditions[?(@.type=="Ready")].reason', name: "Status", type: "string" },
+          { jsonPath: '.status.conditions[?(@.type=="Ready")].status', name: "Ready", type: "string" },
+          { jsonPath: ".status.refreshTime", name: "Last Sync", type: "date" },
+        ],
+        schema: {
+          openAPIV3Schema: {
+            description:
+              "GitlabDeployTokenConsumer asks gldt for a deploy token from a GitlabDeployToken (or ClusterGenerator) written to a Secret. External Secrets Operator ignores it, so it works beside ESO.",
+            type: "object",
+            properties: {
+              ...objectMeta,
+              spec: {
+                type: "object",
+                required: ["generatorRef"],
+                properties: {
+                  generatorRef: {
+                    description: "The generator to mint from.",
+                    type: "object",
+                    required: ["name"],
+                    properties: {
+                      kind: str("GitlabDeployToken (same namespace, the default) or ClusterGenerator.", {
+                        enum: ["GitlabDeployToken", "ClusterGenerator"],
+                        default: "GitlabDeployToken",
+                      }),
+                      name: str("Name of the generator.", { minLength: 1, maxLength: 253 }),
+                    },
+                  },
+                  refreshInterval: str('How often a new token replaces the current one (Go duration, e.g. "1h"); "0s" mints once.', {
+                    default: "1h0m0s",
+                  }),
+                  refreshPolicy: str("CreatedOnce, Periodic (the default when unset) or OnChange.", {
+                    enum: ["CreatedOnce", "Periodic", "OnChange"],
+                  }),
+                  target,
+                },
+              },
+              status: {
+                type: "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                properties: {
+                  binding: { type: "object", properties: { name: { type: "string" } } },
+                  conditions: { type: "array", items: condition },
+                  refreshTime: { type: "string", format: "date-time", nullable: true },
+                  syncedResourceVersion: { type: "string" },
+                },
+              },
+            },
+          },
+        },
+      },
+    ],
+  },
+})
+
 /** Every CRD, with the file name it is committed under in `apps/controller/crds/`. */
 export const allCrds = (): ReadonlyArray<{ readonly file: string; readonly crd: Crd }> => [
   { file: `${GENERATOR_GROUP}_gitlabdeploytokens.yaml`, crd: gitlabDeployTokenCrd() },
   { file: `${GENERATOR_GROUP}_clustergenerators.yaml`, crd: clusterGeneratorCrd() },
   { file: `${EXTERNAL_SECRET_GROUP}_externalsecrets.yaml`, crd: externalSecretCrd() },
   { file: `${STATE_GROUP}_${STATE_PLURAL}.yaml`, crd: stateCrd() },
+  { file: `${STATE_GROUP}_${CONSUMER_PLURAL}.yaml`, crd: consumerCrd() },
 ]
 
 const HEADER = [

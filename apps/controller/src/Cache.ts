@@ -1,0 +1,194 @@
+/**
+ * One shared informer cache per resource kind (list + watch), read by every worker. With
+ * `--namespace` there is one informer per namespace and kind, merged behind the same interface.
+ * A watch that fails is restarted with back-off; `synced` turns true once every first list is in.
+ */
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, makeInformer } from "@kubernetes/client-node"
+import { Context, Effect, Layer, type Scope } from "effect"
+import { backoffDelay } from "./WorkQueue.ts"
+
+export interface Obj extends KubernetesObject {
+  metadata: {
+    name: string
+    namespace?: string
+    uid?: string
+    generation?: number
+    resourceVersion?: string
+    labels?: Record<string, string>
+    annotations?: Record<string, string>
+    finalizers?: Array<string>
+    deletionTimestamp?: Date
+    ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }>
+    creationTimestamp?: Date
+  }
+  spec?: unknown
+  status?: unknown
+  data?: Record<string, string>
+}
+
+export type Verb = "add" | "update" | "delete"
+
+export interface Informed {
+  get(name: string, namespace?: string): Obj | undefined
+  list(namespace?: string): ReadonlyArray<Obj>
+  on(cb: (verb: Verb, obj: Obj) => void): void
+  /** Lists and starts watching; resolves once the first list is in the cache. */
+  start(): Promise<void>
+}
+
+export interface ResourceSpec {
+  readonly name: string
+  /** API path prefix without namespace, e.g. `/apis/external-secrets.io/v1` or `/api/v1`. */
+  readonly group: string | undefined
+  readonly version: string
+  readonly plural: string
+  readonly namespaced: boolean
+  readonly labelSelector?: string | undefined
+}
+
+export const RESOURCES = {
+  externalSecrets: { name: "externalsecrets", group: "external-secrets.io", version: "v1", plural: "externalsecrets", namespaced: true },
+  consumers: { name: "gitlabdeploytokenconsumers", group: "gldt.dev", version: "v1alpha1", plural: "gitlabdeploytokenconsumers", namespaced: true },
+  generators: {
+    name: "gitlabdeploytokens",
+    group: "generators.external-secrets.io",
+    version: "v1alpha1",
+    plural: "gitlabdeploytokens",
+    namespaced: true,
+  },
+  clusterGenerators: {
+    name: "clustergenerators",
+    group: "generators.external-secrets.io",
+    version: "v1alpha1",
+    plural: "clustergenerators",
+    namespaced: false,
+  },
+  states: { name: "gitlabdeploytokenstates", group: "gldt.dev", version: "v1alpha1", plural: "gitlabdeploytokenstates", namespaced: true },
+  managedSecrets: {
+    name: "secrets (managed)",
+    group: undefined,
+    version: "v1",
+    plural: "secrets",
+    namespaced: true,
+    labelSelector: "reconcile.external-secrets.io/managed=true",
+  },
+  authSecrets: { name: "secrets (auth)", group: undefined, version: "v1", plural: "secrets", namespaced: true, labelSelector: "gldt.dev/auth-secret=true" },
+} as const satisfies Record<string, ResourceSpec>
+
+export type ResourceName = keyof typeof RESOURCES
+
+export interface CacheShape {
+  readonly informed: Record<ResourceName, Informed>
+  readonly synced: () => boolean
+}
+
+export class Cache extends Context.Service<Cache, CacheShape>()("@gldt/controller/Cache") {}
+
+const pathOf = (r: ResourceSpec, namespace: string | undefined) =>
+  `${r.group === undefined ? "/api" : `/apis/${r.group}`}/${r.version}${namespace === undefined ? "" : `/namespaces/${namespace}`}/${r.plural}`
+
+const listFn = (kc: KubeConfig, r: ResourceSpec, namespace: string | undefined) => {
+  if (r.group === undefined) {
+    const core = kc.makeApiClient(CoreV1Api)
+    const selector = r.labelSelector === undefined ? {} : { labelSelector: r.labelSelector }
+    return () =>
+      (namespace === undefined
+        ? core.listSecretForAllNamespaces(selector)
+        : core.listNamespacedSecret({ namespace, ...selector })) as unknown as Promise<{ items: Array<Obj>; metadata?: { resourceVersion?: string } }>
+  }
+  const custom = kc.makeApiClient(CustomObjectsApi)
+  const base = { group: r.group, version: r.version, plural: r.plural }
+  return () =>
+    (namespace === undefined
+      ? custom.listClusterCustomObject(base)
+      : custom.listNamespacedCustomObject({ ...base, namespace })) as Promise<{ items: Array<Obj>; metadata?: { resourceVersion?: string } }>
+}
+
+/**
+ * Starts the informers of `which` (scoped: stopped when the scope closes). Objects are held as the
+ * API returns them; readers must not mutate them.
+ */
+export const make = (
+  kc: KubeConfig,
+  namespaces: ReadonlyArray<string>,
+  which: ReadonlyArray<ResourceName>,
+): Effect.Effect<CacheShape, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const pending = new Set<string>()
+    const informed = {} as Record<ResourceName, Informed>
+    const stoppers: Array<() => Promise<void>> = []
+    for (const name of Object.keys(RESOURCES) as Array<ResourceName>) {
+      const r: ResourceSpec = RESOURCES[name]
+      if (!which.includes(name)) {
+        informed[name] = { get: () => undefined, list: () => [], on: () => undefined, start: () => Promise.resolve() }
+        continue
+      }
+      const scopes: ReadonlyArray<string | undefined> = r.namespaced && namespaces.length > 0 ? namespaces : [undefined]
+      const parts = scopes.map((ns) => {
+        const informer = makeInformer<Obj>(kc, pathOf(r, ns), listFn(kc, r, ns), r.labelSelector)
+        const id = `${r.name}${ns === undefined ? "" : ` in ${ns}`}`
+        pending.add(id)
+        let failures = 0
+        let stopped = false
+        informer.on("connect", () => undefined)
+        informer.on("error", (err: unknown) => {
+          if (stopped) return
+          failures++
+          const delay = backoffDelay(failures, { baseMs: 500, maxMs: 30_000 })
+          const message = err instanceof Error ? err.message.split("\n")[0] : String((err as { message?: unknown })?.message ?? err)
+          process.stderr.write(
+            `${JSON.stringify({ level: "WARN", message: "watch failed; restarting", resource: id, error: message, retryInMs: delay, timestamp: new Date().toISOString() })}\n`,
+          )
+          setTimeout(() => {
+            if (!stopped) informer.start().then(() => {
+              failures = 0
+              pending.delete(id)
+            }, () => undefined)
+          }, delay).unref()
+        })
+        stoppers.push(async () => {
+          stopped = true
+          await informer.stop()
+        })
+        return { informer, id }
+      })
+      informed[name] = {
+        get: (n, ns) => {
+          for (const p of parts) {
+            const o = p.informer.get(n, ns)
+            if (o !== undefined) return o
+          }
+          return undefined
+        },
+        list: (ns) => parts.flatMap((p) => p.informer.list(ns) as Array<Obj>),
+        on: (cb) => {
+          for (const p of parts) {
+            p.informer.on("add", (o) => cb("add", o))
+            p.informer.on("update", (o) => cb("update", o))
+            p.informer.on("delete", (o) => cb("delete", o))
+          }
+        },
+        start: () =>
+          Promise.all(
+            parts.map((p) =>
+              p.informer.start().then(() => {
+                pending.delete(p.id)
+              }),
+            ),
+          ).then(() => undefined),
+      }
+    }
+    yield* Effect.addFinalizer(() => Effect.promise(() => Promise.allSettled(stoppers.map((s) => s()))))
+    return { informed, synced: () => pending.size === 0 }
+  })
+
+/** Starts every informer made by `make` (after handlers are registered); waits for the first lists. */
+export const start = (cache: CacheShape): Effect.Effect<void> =>
+  Effect.promise(() =>
+    Promise.allSettled(
+      Object.values(cache.informed).map((i) => i.start()),
+    ),
+  ).pipe(Effect.asVoid)
+
+export const layer = (kc: KubeConfig, namespaces: ReadonlyArray<string>, which: ReadonlyArray<ResourceName>) =>
+  Layer.effect(Cache, make(kc, namespaces, which))

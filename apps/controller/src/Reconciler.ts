@@ -1,0 +1,580 @@
+/**
+ * Reconciles one consumer (ExternalSecret or GitlabDeployTokenConsumer): resolves its generator,
+ * the auth Secret and the CAs, then lets @gldt/core decide (mint, rotate, revoke) with the consumer's
+ * GitlabDeployTokenState as State and its target Secret as Sink. Writes ESO's status fields and
+ * Events. Bad input is found before any call to GitLab, and reported on the consumer (Ready=False,
+ * SecretSyncedError, a message naming the field and the fix, a Warning event); nothing is minted.
+ *
+ * Deletion: the consumer's finalizer holds it until `revokeAll` has revoked every token; the auth
+ * Secret carries a finalizer of ours while any token that needs it for revocation exists, so deleting
+ * a namespace neither hangs (the Secret stays readable) nor leaks.
+ */
+import { KubeSink, KubeState } from "@gldt/adapter-kubernetes"
+import {
+  type Connection,
+  DEFAULT_GRACE_MS,
+  type DeployTokenSpec,
+  GitLab,
+  type Job,
+  type LifecycleFailure,
+  type Report,
+  reconcile,
+  revokeAll,
+  rotate,
+  Sink,
+  type StateRecord,
+  validateSpec,
+} from "@gldt/core"
+import { Clock, Effect, Layer, Option, Redacted } from "effect"
+import type { CacheShape, Obj } from "./Cache.ts"
+import {
+  AUTH_FINALIZER,
+  AUTH_LABEL,
+  CONSUMER_FINALIZER,
+  type Consumer,
+  type ConsumerKind,
+  fromConsumer,
+  fromExternalSecret,
+  fromStateKey,
+  stateKey,
+} from "./Consumer.ts"
+import type { ApiError, KubeApiShape } from "./KubeApi.ts"
+import type { MetricsShape } from "./Metrics.ts"
+
+/** What the worker does next with the key. */
+export type Outcome =
+  | { readonly _tag: "Done"; readonly requeueAfterMs: number | undefined }
+  /** Bad input: retried slowly (a fix usually arrives as a watch event first). */
+  | { readonly _tag: "BadInput"; readonly message: string }
+  /** A transient failure: retried with the key's back-off. */
+  | { readonly _tag: "Retry"; readonly message: string }
+
+export interface ReconcilerOptions {
+  readonly allowHttp: boolean
+  /** PEM of CAs from --gitlab-ca-file, trusted for every instance. */
+  readonly gitlabCaPem: string | undefined
+  /** Serve ExternalSecrets (false when ESO runs in the cluster). */
+  readonly serveExternalSecrets: () => boolean
+  /** Periodic check for tokens revoked outside gldt (0 = off). */
+  readonly revocationCheckIntervalMs: number
+}
+
+export interface Deps {
+  readonly cache: CacheShape
+  readonly kube: KubeApiShape
+  readonly metrics: MetricsShape
+  readonly gitlab: GitLab["Service"]
+  readonly options: ReconcilerOptions
+}
+
+class BadInputError {
+  readonly _tag = "BadInputError"
+  readonly message: string
+  constructor(message: string) {
+    this.message = message
+  }
+}
+
+class RetryError {
+  readonly _tag = "RetryError"
+  readonly message: string
+  constructor(message: string) {
+    this.message = message
+  }
+}
+
+const badInput = (message: string) => Effect.fail(new BadInputError(message))
+
+const apiRetry = (what: string) => (e: ApiError) => new RetryError(`${what}: ${e.message}`)
+
+/** A sink that holds nothing and writes nothing: for revoking the tokens of a consumer that is gone. */
+const nullSink = Layer.succeed(
+  Sink,
+  Sink.of({
+    check: () => Effect.void,
+    deliver: () => Effect.void,
+    inspect: () => Effect.succeed({ _tag: "Unknown" as const }),
+    remove: () => Effect.void,
+  }),
+)
+
+interface Resolved {
+  readonly spec: DeployTokenSpec
+  readonly connection: Connection
+  readonly generatorDesc: string
+}
+
+/** Resolves generator → validated spec, auth token, CAs. Fails with BadInputError naming field and fix. */
+const resolve = (deps: Deps, c: Consumer, now: number): Effect.Effect<Resolved, BadInputError | RetryError> =>
+  Effect.gen(function* () {
+    const { cache, kube, options } = deps
+    if (c.problems.length > 0) return yield* badInput(c.problems.join("; "))
+    const ref = c.generatorRef!
+    let rawSpec: unknown
+    let desc: string
+    let fieldPrefix: string
+    if (ref.kind === "GitlabDeployToken") {
+      const g = cache.informed.generators.get(ref.name, c.namespace)
+      desc = `GitlabDeployToken ${c.namespace}/${ref.name}`
+      if (g === undefined) {
+        return yield* badInput(`${ref.path}.name: ${desc} does not exist; create it in namespace ${c.namespace} or fix the name`)
+      }
+      rawSpec = g.spec
+      fieldPrefix = `${desc}: `
+    } else {
+      const g = cache.informed.clusterGenerators.get(ref.name)
+      desc = `ClusterGenerator ${ref.name}`
+      if (g === undefined) return yield* badInput(`${ref.path}.name: ${desc} does not exist; create it or fix the name`)
+      const gs = (g.spec ?? {}) as { kind?: unknown; generator?: { gitlabDeployTokenSpec?: unknown } }
+      if (gs.kind !== "GitlabDeployToken") {
+        return yield* badInput(`${desc}: spec.kind is ${JSON.stringify(gs.kind)}; gldt serves only ClusterGenerators of kind GitlabDeployToken`)
+      }
+      if (gs.generator?.gitlabDeployTokenSpec === undefined) {
+        return yield* badInput(`${desc}: spec.generator.gitlabDeployTokenSpec: is required when kind is GitlabDeployToken`)
+      }
+      rawSpec = gs.generator.gitlabDeployTokenSpec
+      fieldPrefix = `${desc}: spec.generator.gitlabDeployTokenSpec.`
+    }
+    const field = (path: string) =>
+      ref.kind === "GitlabDeployToken" ? `${fieldPrefix}${path}` : `${fieldPrefix}${path.replace(/^spec\.?/, "")}`.replace(/\.$/, "")
+    const validated = validateSpec(rawSpec, { allowHttp: options.allowHttp, now })
+    if (validated.spec === undefined) {
+      return yield* badInput(validated.problems.map((p) => `${field(p.path)}: ${p.message}`).join("; "))
+    }
+    const spec = validated.spec
+    const secretRef = spec.auth.secretRef
+    if (secretRef.namespace !== undefined && secretRef.namespace !== c.namespace) {
+      return yield* badInput(
+        `${field("spec.auth.token.secretRef.namespace")}: is ${secretRef.namespace}, but the access token is always read from the consumer's own namespace (${c.namespace}) so that no namespace can mint with another's credentials; remove the field and create the Secret ${secretRef.name} in ${c.namespace}`,
+      )
+    }
+    // The access token.
+    const secret = yield* kube.readSecret(c.namespace, secretRef.name).pipe(Effect.mapError(apiRetry(`cannot read Secret ${c.namespace}/${secretRef.name}`)))
+    if (secret === undefined) {
+      return yield* badInput(
+        `${field("spec.auth.token.secretRef.name")}: Secret ${c.namespace}/${secretRef.name} does not exist; create it with the GitLab access token: kubectl -n ${c.namespace} create secret generic ${secretRef.name} --from-literal=${secretRef.key}=<token with the api scope>`,
+      )
+    }
+    const encoded = secret.data?.[secretRef.key]
+    if (encoded === undefined) {
+      return yield* badInput(
+        `${field("spec.auth.token.secretRef.key")}: Secret ${c.namespace}/${secretRef.name} has no key "${secretRef.key}" (it has: ${Object.keys(secret.data ?? {}).join(", ") || "none"}); put the access token under that key or fix the key`,
+      )
+    }
+    const token = Buffer.from(encoded, "base64").toString("utf8").trim()
+    if (token === "") {
+      return yield* badInput(`${field("spec.auth.token.secretRef.key")}: key "${secretRef.key}" of Secret ${c.namespace}/${secretRef.name} is empty; put the access token there`)
+    }
+    // CAs: the flag's, the generator's caBundle, its caProvider.
+    const cas: Array<string> = []
+    if (options.gitlabCaPem !== undefined) cas.push(options.gitlabCaPem)
+    if (spec.caBundle !== undefined) cas.push(spec.caBundle)
+    if (spec.caProvider !== undefined) {
+      const p = spec.caProvider
+      if (p.namespace !== undefined && p.namespace !== c.namespace) {
+        return yield* badInput(`${field("spec.caProvider.namespace")}: must be the consumer's namespace (${c.namespace}) or unset`)
+      }
+      let pem: string | undefined | null
+      if (p.type === "Secret") {
+        const s = yield* kube.readSecret(c.namespace, p.name).pipe(Effect.mapError(apiRetry(`cannot read Secret ${c.namespace}/${p.name}`)))
+        pem = s === undefined ? undefined : s.data?.[p.key] === undefined ? null : Buffer.from(s.data[p.key]!, "base64").toString("utf8")
+      } else {
+        pem = yield* kube.readConfigMapKey(c.namespace, p.name, p.key).pipe(Effect.mapError(apiRetry(`cannot read ConfigMap ${c.namespace}/${p.name}`)))
+      }
+      if (pem === undefined) return yield* badInput(`${field("spec.caProvider.name")}: ${p.type} ${c.namespace}/${p.name} does not exist; create it with the CA bundle`)
+      if (pem === null || !pem.includes("-----BEGIN CERTIFICATE-----")) {
+        return yield* badInput(`${field("spec.caProvider.key")}: ${p.type} ${c.namespace}/${p.name} has no PEM certificate under key "${p.key}"`)
+      }
+      cas.push(pem)
+    }
+    // Keep the auth Secret while tokens may need it for revocation.
+    if (!(secret.metadata?.finalizers ?? []).includes(AUTH_FINALIZER) || secret.metadata?.labels?.[AUTH_LABEL] !== "true") {
+      if (secret.metadata?.deletionTimestamp === undefined) {
+        yield* kube
+          .addFinalizer("Secret", secret as unknown as Obj, AUTH_FINALIZER, { [AUTH_LABEL]: "true" })
+          .pipe(Effect.mapError(apiRetry(`cannot add finalizer ${AUTH_FINALIZER} to Secret ${c.namespace}/${secretRef.name}`)))
+      }
+    }
+    return {
+      spec,
+      generatorDesc: desc,
+      connection: {
+        url: spec.url,
+        accessToken: Redacted.make(token),
+        caPem: cas.length === 0 ? undefined : cas.join("\n"),
+        allowHttp: options.allowHttp,
+      },
+    }
+  })
+
+/** Turns a lifecycle failure into a message naming the field and the fix, and whether it is bad input. */
+const classify = (e: LifecycleFailure, r: Resolved | undefined, c: Consumer): BadInputError | RetryError => {
+  const ref = r?.spec.auth.secretRef
+  const auth = ref === undefined ? "the auth Secret" : `Secret ${c.namespace}/${ref.name} (key ${ref.key})`
+  const target = r === undefined ? "the target" : `${r.spec.target.kind} ${r.spec.target.id} at ${r.spec.url}`
+  switch (e._tag) {
+    case "Unauthorized":
+      return new BadInputError(
+        `${r?.generatorDesc ?? "generator"}: spec.auth.token.secretRef: GitLab answered 401 Unauthorized: the access token in ${auth} is unknown, expired or revoked; put a valid token with the api scope there (${e.message})`,
+      )
+    case "Forbidden":
+      return new BadInputError(
+        `${r?.generatorDesc ?? "generator"}: spec.auth.token.secretRef: GitLab answered 403 Forbidden for ${target}: the access token in ${auth} needs the api scope and the Maintainer role on the project (Owner on a group) (${e.message})`,
+      )
+    case "TargetNotFound":
+      return new BadInputError(
+        `${r?.generatorDesc ?? "generator"}: spec.${r?.spec.target.kind === "group" ? "groupID" : "projectID"}: ${target} was not found or is not visible to the access token in ${auth}; check the id or path and the token's access (${e.message})`,
+      )
+    case "Moved":
+      return new BadInputError(`${r?.generatorDesc ?? "generator"}: spec.projectID: ${e.message}; use the numeric id of the project`)
+    case "Invalid":
+      return new BadInputError(`${r?.generatorDesc ?? "generator"}: GitLab refused the request: ${e.message}; fix the generator's spec`)
+    case "SinkError":
+      return new BadInputError(`spec.target: ${e.message}`)
+    default:
+      return new RetryError(`${e._tag}: ${e.message}`)
+  }
+}
+
+const readyCondition = (obj: Obj, status: "True" | "False", reason: string, message: string, now: Date) => {
+  const prev = ((obj.status as { conditions?: Array<Record<string, unknown>> } | undefined)?.conditions ?? []).find((x) => x.type === "Ready")
+  return {
+    type: "Ready",
+    status,
+    reason,
+    message,
+    lastTransitionTime: prev !== undefined && prev.status === status && typeof prev.lastTransitionTime === "string" ? prev.lastTransitionTime : now.toISOString(),
+  }
+}
+
+const sameStatus = (a: unknown, b: Record<string, unknown>): boolean => JSON.stringify(a ?? {}) === JSON.stringify(b)
+
+export const make = (deps: Deps) => {
+  const { cache, kube, metrics, options } = deps
+  /** When a force-sync (label/annotation/generation change) was first seen per key: the rotate request time. */
+  const changeSeen = new Map<string, { readonly hash: string; readonly at: number }>()
+  /** Last Warning per key, so a retried failure does not flood Events. */
+  const lastWarning = new Map<string, { readonly message: string; readonly at: number }>()
+  /** When each key's live token was last checked against GitLab's list. */
+  const lastListCheck = new Map<string, number>()
+  /** One list per GitLab target and check interval, shared by every consumer of that target. */
+  const lists = new Map<string, { readonly at: number; readonly tokens: Promise<ReadonlyArray<{ id: number; revoked: boolean; expired: boolean }> | undefined> }>()
+
+  const consumerOf = (kind: ConsumerKind, namespace: string, name: string): Consumer | "gone" | "not-ours" => {
+    if (kind === "ExternalSecret") {
+      const es = cache.informed.externalSecrets.get(name, namespace)
+      if (es === undefined) return "gone"
+      return fromExternalSecret(es) ?? "not-ours"
+    }
+    const obj = cache.informed.consumers.get(name, namespace)
+    return obj === undefined ? "gone" : fromConsumer(obj)
+  }
+
+  const involved = (c: Consumer) => ({
+    apiVersion: `${c.api.group}/${c.api.version}`,
+    kind: c.api.kind,
+    name: c.name,
+    namespace: c.namespace,
+    uid: c.obj.metadata.uid,
+  })
+
+  const warn = (c: Consumer, reason: string, message: string) =>
+    Effect.gen(function* () {
+      const now = Date.now()
+      const last = lastWarning.get(c.key)
+      if (last !== undefined && last.message === message && now - last.at < 10 * 60_000) return
+      lastWarning.set(c.key, { message, at: now })
+      yield* kube.event(involved(c), "Warning", reason, message)
+    })
+
+  const writeStatus = (c: Consumer, status: Record<string, unknown>) =>
+    sameStatus(c.obj.status, status)
+      ? Effect.void
+      : kube.patchStatus(c.api, c.obj, status).pipe(Effect.catch((e) => Effect.logWarning("could not write status").pipe(Effect.annotateLogs({ key: c.key, error: e.message }))))
+
+  const failStatus = (c: Consumer, message: string) =>
+    Effect.gen(function* () {
+      const prev = (c.obj.status ?? {}) as Record<string, unknown>
+      const status = { ...prev, conditions: [readyCondition(c.obj, "False", "SecretSyncedError", message, new Date())] }
+      yield* writeStatus(c, status)
+      yield* warn(c, "UpdateFailed", message)
+    })
+
+  const layersFor = (c: Consumer, withSink: boolean) => {
+    const owner = { apiVersion: `${c.api.group}/${c.api.version}`, kind: c.api.kind, name: c.name, uid: c.obj.metadata.uid ?? "" }
+    return Layer.mergeAll(
+      KubeState.layer({ namespace: c.namespace, kubeConfig: kube.kubeConfig, owner }),
+      withSink ? KubeSink.layer({ namespace: c.namespace, kubeConfig: kube.kubeConfig, owner, target: c.target }) : nullSink,
+    )
+  }
+
+  const recordOutcome = (report: Report) => {
+    for (const a of report.actions) {
+      if (a.action === "minted" || a.action === "rotated") metrics.minted.inc()
+      if (a.action === "revoked") metrics.revoked.inc()
+    }
+    if (report.revokeErrors.length > 0) metrics.revocationFailures.inc(report.revokeErrors.length)
+  }
+
+  /** Loads the consumer's state record (none → undefined). */
+  const loadRecord = (namespace: string, key: string) =>
+    Effect.gen(function* () {
+      const state = yield* KubeState.make({ namespace, kubeConfig: kube.kubeConfig })
+      const found = yield* state.load(key)
+      return Option.getOrUndefined(found)?.record
+    })
+
+  /** Revokes every token of a consumer that is being deleted (or is gone). Returns true once nothing live is left. */
+  const revokeEverything = (namespace: string, key: string, c: Consumer | undefined) =>
+    Effect.gen(function* () {
+      const record = yield* loadRecord(namespace, key).pipe(Effect.mapError((e) => new RetryError(e.message)))
+      if (record === undefined) return true
+      const tokens = [record.current, record.pending, ...record.retiring].filter((t) => t !== undefined)
+      const location = record.intent?.location ?? tokens[0]?.location
+      if (location === undefined) {
+        // Only suspects (or nothing) left: core keeps suspects for a person; they do not hold the consumer.
+        return record.suspects.length === 0 || c !== undefined
+      }
+      const authRef = location.auth
+      if (authRef === undefined) return yield* Effect.fail(new RetryError(`the state record of ${key} names no auth Secret; revoke its tokens with gldt revoke`))
+      const secret = yield* kube.readSecret(namespace, authRef.name).pipe(Effect.mapError(apiRetry(`cannot read Secret ${namespace}/${authRef.name}`)))
+      const encoded = secret?.data?.[authRef.key]
+      if (encoded === undefined) {
+        return yield* Effect.fail(
+          new BadInputError(
+            `cannot revoke the deploy tokens of ${key}: Secret ${namespace}/${authRef.name} (key ${authRef.key}) with the GitLab access token is gone; recreate it so the tokens can be revoked`,
+          ),
+        )
+      }
+      // The generator (if still there) may carry a CA for this instance.
+      const cas: Array<string> = options.gitlabCaPem === undefined ? [] : [options.gitlabCaPem]
+      if (c?.generatorRef !== undefined) {
+        const g =
+          c.generatorRef.kind === "GitlabDeployToken"
+            ? (cache.informed.generators.get(c.generatorRef.name, namespace)?.spec as Record<string, unknown> | undefined)
+            : ((cache.informed.clusterGenerators.get(c.generatorRef.name)?.spec as { generator?: { gitlabDeployTokenSpec?: Record<string, unknown> } } | undefined)
+                ?.generator?.gitlabDeployTokenSpec)
+        const v = g === undefined ? undefined : validateSpec(g, { allowHttp: options.allowHttp })
+        if (v?.spec?.caBundle !== undefined) cas.push(v.spec.caBundle)
+      }
+      const connection: Connection = {
+        url: location.url,
+        accessToken: Redacted.make(Buffer.from(encoded, "base64").toString("utf8").trim()),
+        caPem: cas.length === 0 ? undefined : cas.join("\n"),
+        allowHttp: options.allowHttp,
+      }
+      const layers = c === undefined ? Layer.mergeAll(KubeState.layer({ namespace, kubeConfig: kube.kubeConfig }), nullSink) : layersFor(c, true)
+      const report = yield* revokeAll({ key, connection }, { removeFromSink: c !== undefined }).pipe(
+        Effect.provide(layers),
+        Effect.provideService(GitLab, deps.gitlab),
+        Effect.mapError((e) => classify(e, undefined, c ?? ({ namespace } as Consumer))),
+      )
+      recordOutcome(report)
+      if (report.revokeErrors.length > 0) {
+        return yield* Effect.fail(new RetryError(`revocation failed: ${report.revokeErrors.map((r) => `token ${r.tokenId}: ${r.error}`).join("; ")}`))
+      }
+      const after = yield* loadRecord(namespace, key).pipe(Effect.mapError((e) => new RetryError(e.message)))
+      return after === undefined || (after.current === undefined && after.pending === undefined && after.retiring.length === 0 && after.intent === undefined)
+    })
+
+  /** Drops our finalizer from an auth Secret once no state record in its namespace needs it. */
+  const releaseAuthSecret = (namespace: string, name: string) =>
+    Effect.gen(function* () {
+      const secret = yield* kube.readSecret(namespace, name).pipe(Effect.mapError(apiRetry(`cannot read Secret ${namespace}/${name}`)))
+      if (secret === undefined || !(secret.metadata?.finalizers ?? []).includes(AUTH_FINALIZER)) return
+      const states = yield* kube.listStates(namespace).pipe(Effect.mapError(apiRetry(`cannot list states in ${namespace}`)))
+      const needed = states.some((s) => {
+        const r = (s.spec as { record?: StateRecord } | undefined)?.record
+        if (r === undefined) return false
+        const locs = [r.current, r.pending, ...(r.retiring ?? []), r.intent].filter((t) => t !== undefined).map((t) => t.location)
+        return locs.some((l) => l.auth?.name === name)
+      })
+      // Consumers that still exist and use it keep it too (unless the Secret itself is being deleted with them).
+      const usedByLive =
+        secret.metadata?.deletionTimestamp === undefined &&
+        [...cache.informed.externalSecrets.list(namespace), ...cache.informed.consumers.list(namespace)].some((o) => o.metadata.deletionTimestamp === undefined)
+      if (needed || usedByLive) return
+      yield* kube
+        .removeFinalizer("Secret", secret as unknown as Obj, AUTH_FINALIZER)
+        .pipe(Effect.mapError(apiRetry(`cannot remove finalizer ${AUTH_FINALIZER} from Secret ${namespace}/${name}`)))
+      yield* Effect.logInfo("released the auth Secret").pipe(Effect.annotateLogs({ namespace, secret: name }))
+    })
+
+  const authNames = (namespace: string) =>
+    cache.informed.authSecrets
+      .list(namespace)
+      .filter((s) => (s.metadata.finalizers ?? []).includes(AUTH_FINALIZER))
+      .map((s) => s.metadata.name)
+
+  /** The consumer is being deleted: revoke, then let it go. */
+  const finalize = (c: Consumer) =>
+    Effect.gen(function* () {
+      if (!(c.obj.metadata.finalizers ?? []).includes(CONSUMER_FINALIZER)) return undefined
+      const done = yield* revokeEverything(c.namespace, c.key, c)
+      if (!done) return yield* Effect.fail(new RetryError(`tokens of ${c.key} are not all revoked yet`))
+      yield* kube.removeFinalizer(c.api, c.obj, CONSUMER_FINALIZER).pipe(Effect.mapError(apiRetry(`cannot remove finalizer from ${c.kind} ${c.key}`)))
+      yield* Effect.logInfo("consumer deleted; every token revoked").pipe(Effect.annotateLogs({ key: c.key }))
+      for (const name of authNames(c.namespace)) yield* releaseAuthSecret(c.namespace, name).pipe(Effect.ignore)
+      changeSeen.delete(c.key)
+      lastWarning.delete(c.key)
+      lastListCheck.delete(c.key)
+      return undefined
+    })
+
+  const sync = (c: Consumer) =>
+    Effect.gen(function* () {
+      const nowMs = yield* Clock.currentTimeMillis
+      // The finalizer first: no token may exist that deletion would not revoke.
+      if (!(c.obj.metadata.finalizers ?? []).includes(CONSUMER_FINALIZER)) {
+        yield* kube.addFinalizer(c.api, c.obj, CONSUMER_FINALIZER).pipe(Effect.mapError(apiRetry(`cannot add finalizer to ${c.kind} ${c.key}`)))
+      }
+      const resolved = yield* resolve(deps, c, nowMs)
+      const job: Job = {
+        key: c.key,
+        spec: resolved.spec,
+        connection: resolved.connection,
+        policy: {
+          refreshIntervalMs: c.refreshIntervalMs,
+          graceMs: resolved.spec.revokeGracePeriodMs ?? DEFAULT_GRACE_MS,
+          refreshPolicy: c.refreshPolicy,
+        },
+      }
+      const status = (c.obj.status ?? {}) as { syncedResourceVersion?: string; refreshTime?: string }
+      // ESO's force-sync: a change of generation, labels or annotations since the last sync asks for a new token.
+      let requestedAt: number | undefined
+      if (c.refreshPolicy !== "CreatedOnce" && status.syncedResourceVersion !== undefined && status.syncedResourceVersion !== c.resourceVersionHash) {
+        const seen = changeSeen.get(c.key)
+        requestedAt = seen?.hash === c.resourceVersionHash ? seen.at : nowMs
+        changeSeen.set(c.key, { hash: c.resourceVersionHash, at: requestedAt })
+      }
+      const layers = layersFor(c, true)
+      const run = requestedAt === undefined ? reconcile(job) : rotate(job, requestedAt)
+      const report = yield* run.pipe(
+        Effect.provide(layers),
+        Effect.provideService(GitLab, deps.gitlab),
+        Effect.mapError((e) => classify(e, resolved, c)),
+      )
+      recordOutcome(report)
+      const minted = report.actions.find((a) => a.action === "minted" || a.action === "rotated")
+      const now = new Date(yield* Clock.currentTimeMillis)
+      if (report.currentTokenId === undefined) {
+        // Nothing delivered yet (an interrupted create is settling): not ready, not an error.
+        yield* writeStatus(c, {
+          ...status,
+          conditions: [readyCondition(c.obj, "False", "SecretSyncing", "waiting for an interrupted create to settle before minting", now)],
+        })
+      } else {
+        yield* writeStatus(c, {
+          ...status,
+          refreshTime: minted !== undefined || status.refreshTime === undefined ? now.toISOString() : status.refreshTime,
+          syncedResourceVersion: c.resourceVersionHash,
+          binding: { name: c.target.name },
+          conditions: [readyCondition(c.obj, "True", "SecretSynced", "secret synced", now)],
+        })
+      }
+      if (minted !== undefined) {
+        yield* kube.event(
+          involved(c),
+          "Normal",
+          minted.action === "minted" ? "Created" : "Updated",
+          `deploy token ${minted.tokenId} ${minted.action === "minted" ? "minted" : "minted to replace the previous one"} and written to Secret ${c.namespace}/${c.target.name} (${minted.detail ?? report.reason ?? ""})`,
+        )
+      }
+      lastWarning.delete(c.key)
+      if (report.revokeErrors.length > 0) {
+        yield* warn(c, "RevocationFailed", `revocation failed and will be retried: ${report.revokeErrors.map((r) => `token ${r.tokenId}: ${r.error}`).join("; ")}`)
+      }
+      // Tokens revoked outside gldt (GitLab's UI): list the target now and then; a missing current token is replaced.
+      let checkDue: number | undefined
+      if (options.revocationCheckIntervalMs > 0 && report.currentTokenId !== undefined) {
+        const last = lastListCheck.get(c.key)
+        if (last === undefined) lastListCheck.set(c.key, nowMs)
+        else if (nowMs - last >= options.revocationCheckIntervalMs) {
+          lastListCheck.set(c.key, nowMs)
+          const alive = yield* listedAlive(deps, lists, resolved, report.currentTokenId, nowMs, options.revocationCheckIntervalMs)
+          if (!alive) {
+            yield* Effect.logWarning("the current token was revoked outside gldt; replacing it").pipe(Effect.annotateLogs({ key: c.key, tokenId: report.currentTokenId }))
+            yield* warn(c, "TokenRevokedOutside", `deploy token ${report.currentTokenId} was revoked or deleted in GitLab outside gldt; minting a replacement`)
+            const again = yield* rotate(job, nowMs + 1).pipe(
+              Effect.provide(layers),
+              Effect.provideService(GitLab, deps.gitlab),
+              Effect.mapError((e) => classify(e, resolved, c)),
+            )
+            recordOutcome(again)
+          }
+        }
+        checkDue = (lastListCheck.get(c.key) ?? nowMs) + options.revocationCheckIntervalMs
+      }
+      const next = [report.nextAt, checkDue].filter((t): t is number => t !== undefined)
+      const nextAt = next.length === 0 ? undefined : Math.min(...next)
+      return nextAt === undefined ? undefined : Math.max(1_000, nextAt - (yield* Clock.currentTimeMillis))
+    })
+
+  /** One reconcile of a queue key. */
+  const run = (kind: ConsumerKind, namespace: string, name: string): Effect.Effect<Outcome> =>
+    Effect.gen(function* () {
+      const c = consumerOf(kind, namespace, name)
+      if (c === "not-ours") return { _tag: "Done", requeueAfterMs: undefined } as Outcome
+      if (c === "gone") {
+        // The consumer is gone without our finalizer having run (removed by hand): revoke what its record still holds.
+        const key = stateKey(kind, namespace, name)
+        const state = cache.informed.states.list(namespace).find((s) => (s.spec as { key?: string } | undefined)?.key === key)
+        if (state === undefined) return { _tag: "Done", requeueAfterMs: undefined } as Outcome
+        yield* revokeEverything(namespace, key, undefined)
+        return { _tag: "Done", requeueAfterMs: undefined } as Outcome
+      }
+      if (kind === "ExternalSecret" && !options.serveExternalSecrets() && (c.obj.metadata.finalizers ?? []).length === 0) {
+        return { _tag: "Done", requeueAfterMs: undefined } as Outcome
+      }
+      if (c.obj.metadata.deletionTimestamp !== undefined) {
+        yield* finalize(c).pipe(
+          Effect.tapError((e) => warn(c, "RevocationFailed", e.message)),
+        )
+        return { _tag: "Done", requeueAfterMs: undefined } as Outcome
+      }
+      if (kind === "ExternalSecret" && !options.serveExternalSecrets()) return { _tag: "Done", requeueAfterMs: undefined } as Outcome
+      const requeueAfterMs = yield* sync(c).pipe(Effect.tapError((e) => failStatus(c, e.message)))
+      return { _tag: "Done", requeueAfterMs } as Outcome
+    }).pipe(
+      Effect.catch((e: BadInputError | RetryError) =>
+        Effect.succeed<Outcome>(e._tag === "BadInputError" ? { _tag: "BadInput", message: e.message } : { _tag: "Retry", message: e.message }),
+      ),
+    )
+
+  /** The auth Secret is being deleted: let it go once no token needs it. */
+  const runAuth = (namespace: string, name: string): Effect.Effect<Outcome> =>
+    releaseAuthSecret(namespace, name).pipe(
+      Effect.as<Outcome>({ _tag: "Done", requeueAfterMs: undefined }),
+      Effect.catch((e) => Effect.succeed<Outcome>({ _tag: "Retry", message: e.message })),
+    )
+
+  return { run, runAuth, fromStateKey }
+}
+
+/**
+ * Whether the current token still appears, live, in the target's list. The list is shared by every
+ * consumer of the target for one interval; a token newer than every listed id was minted after the
+ * list and counts as alive. A failed list counts as alive: the next check tries again.
+ */
+const listedAlive = (
+  deps: Deps,
+  lists: Map<string, { readonly at: number; readonly tokens: Promise<ReadonlyArray<{ id: number; revoked: boolean; expired: boolean }> | undefined> }>,
+  r: Resolved,
+  tokenId: number,
+  nowMs: number,
+  intervalMs: number,
+) =>
+  Effect.gen(function* () {
+    const k = `${r.spec.url}|${r.spec.target.kind}|${r.spec.target.id}`
+    let entry = lists.get(k)
+    if (entry === undefined || nowMs - entry.at >= intervalMs) {
+      const tokens = Effect.runPromise(deps.gitlab.list(r.connection, r.spec.target).pipe(Effect.orElseSucceed(() => undefined)))
+      entry = { at: nowMs, tokens }
+      lists.set(k, entry)
+    }
+    const found = yield* Effect.promise(() => entry.tokens)
+    if (found === undefined) return true
+    const maxId = found.reduce((m, t) => Math.max(m, t.id), 0)
+    if (tokenId > maxId) return true
+    return found.some((t) => t.id === tokenId && !t.revoked && !t.expired)
+  })

@@ -1,0 +1,5 @@
+export * from "./Consumer.ts"
+export { run } from "./Controller.ts"
+export * from "./Flags.ts"
+export { InstanceLimiter } from "./GitLabLimiter.ts"
+export * from "./WorkQueue.ts"

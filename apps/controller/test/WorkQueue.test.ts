@@ -1,0 +1,66 @@
+/** The work queue's contract: dedup, one worker per key, re-queue after done, delays, back-off. */
+import { describe, expect, it } from "vitest"
+import { backoffDelay, WorkQueue } from "../src/WorkQueue.ts"
+
+describe("WorkQueue", () => {
+  it("queues a key once however often it is added", async () => {
+    const q = new WorkQueue()
+    q.add("a")
+    q.add("a")
+    q.add("b")
+    expect(q.depth).toBe(2)
+    expect(await q.get()).toBe("a")
+    expect(await q.get()).toBe("b")
+    expect(q.depth).toBe(0)
+  })
+
+  it("never hands a key to two workers: an add while processing re-queues it after done", async () => {
+    const q = new WorkQueue()
+    q.add("a")
+    const k = await q.get()
+    q.add("a")
+    expect(q.depth).toBe(0)
+    let second: string | undefined
+    void q.get().then((x) => {
+      second = x
+    })
+    await new Promise((r) => setTimeout(r, 5))
+    expect(second).toBeUndefined()
+    q.done(k!)
+    await new Promise((r) => setTimeout(r, 5))
+    expect(second).toBe("a")
+  })
+
+  it("keeps the earliest delay of a key", async () => {
+    const q = new WorkQueue()
+    q.addAfter("a", 10_000)
+    q.addAfter("a", 20)
+    q.addAfter("a", 30_000)
+    expect(q.delayed).toBe(1)
+    expect(await q.get()).toBe("a")
+    q.shutDown()
+  })
+
+  it("backs a failing key off exponentially up to the cap; forget starts over", () => {
+    const fixed = () => 0.5
+    expect(backoffDelay(1, { baseMs: 1000, maxMs: 60_000 }, fixed)).toBe(1000)
+    expect(backoffDelay(3, { baseMs: 1000, maxMs: 60_000 }, fixed)).toBe(4000)
+    expect(backoffDelay(30, { baseMs: 1000, maxMs: 60_000 }, fixed)).toBe(60_000)
+    const q = new WorkQueue({ baseMs: 1000, maxMs: 8000 })
+    q.addRateLimited("a")
+    q.addRateLimited("a")
+    expect(q.failuresOf("a")).toBe(2)
+    q.forget("a")
+    expect(q.failuresOf("a")).toBe(0)
+    q.shutDown()
+  })
+
+  it("wakes waiting workers with undefined on shutdown", async () => {
+    const q = new WorkQueue()
+    const waiting = q.get()
+    q.shutDown()
+    expect(await waiting).toBeUndefined()
+    q.add("a")
+    expect(q.depth).toBe(0)
+  })
+})
