@@ -1,4 +1,7 @@
 import { defineProject } from "vitest/config"
 
 // End-to-end tests start a real control plane, the standalone simulator and ./gldt-controller.
-export default defineProject({ test: { name: "controller", include: ["test/**/*.test.ts"], testTimeout: 300_000, hookTimeout: 180_000 } })
+// Files run one after another: each brings its own control plane and controllers.
+export default defineProject({
+  test: { name: "controller", include: ["test/**/*.test.ts"], testTimeout: 300_000, hookTimeout: 600_000, fileParallelism: false },
+})

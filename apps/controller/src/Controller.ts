@@ -9,7 +9,7 @@ import { hostname } from "node:os"
 import { layerNoTransport } from "@gldt/gitlab"
 import { GitLab } from "@gldt/core"
 import { ApiextensionsV1Api } from "@kubernetes/client-node"
-import { Effect, Fiber, Layer } from "effect"
+import { Context, Effect, Fiber, Layer } from "effect"
 import * as Cache from "./Cache.ts"
 import { AUTH_FINALIZER, fromStateKey, gldtRefs, parseQueueKey, queueKey } from "./Consumer.ts"
 import type { Flags } from "./Flags.ts"
@@ -47,9 +47,11 @@ export const run = (flags: Flags) =>
     const identity = flags.identity ?? `${hostname()}_${process.pid}`
     const metrics = makeMetrics()
     const kube = KubeApi.make(kc, identity)
-    const gitlab = yield* Effect.service(GitLab).pipe(
-      Effect.provide(layerNoTransport().pipe(Layer.provide(Limiter.layer({ qps: flags.gitlabQps })), Layer.provide(Layer.succeed(Metrics, metrics)))),
+    // Built in the controller's scope: the HTTP agents live as long as the process.
+    const gitlabContext = yield* Layer.build(
+      layerNoTransport().pipe(Layer.provide(Limiter.layer({ qps: flags.gitlabQps })), Layer.provide(Layer.succeed(Metrics, metrics))),
     )
+    const gitlab = Context.get(gitlabContext, GitLab)
     const queue = new WorkQueue({ baseMs: 1_000, maxMs: 300_000 })
     metrics.depthSource.fn = () => queue.depth
     yield* Effect.addFinalizer(() => Effect.sync(() => queue.shutDown()))

@@ -523,7 +523,7 @@ export const make = (deps: Deps) => {
         yield* revokeEverything(namespace, key, undefined)
         return { _tag: "Done", requeueAfterMs: undefined } as Outcome
       }
-      if (kind === "ExternalSecret" && !options.serveExternalSecrets() && (c.obj.metadata.finalizers ?? []).length === 0) {
+      if (kind === "ExternalSecret" && !options.serveExternalSecrets() && !(c.obj.metadata.finalizers ?? []).includes(CONSUMER_FINALIZER)) {
         return { _tag: "Done", requeueAfterMs: undefined } as Outcome
       }
       if (c.obj.metadata.deletionTimestamp !== undefined) {

@@ -1,0 +1,166 @@
+/**
+ * The controller on the real apiserver (testenv) and the standalone simulator: time and peak RSS to
+ * converge N ExternalSecrets (each with its own GitlabDeployToken, all on one project), GitLab calls
+ * per ExternalSecret at first mint, CPU with nothing to do, and the p99 time for a new ExternalSecret
+ * to get its Secret while the N others refresh.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
+import { request } from "node:http"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { type Kube, startKube } from "@gldt/testenv"
+
+export type Report = (name: string, value: string, limit?: string, ok?: boolean) => void
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+const startSim = (root: string): Promise<{ child: ChildProcessWithoutNullStreams; url: string; pat: string; caPem: string }> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, "tooling/gitlab-sim/src/main.ts"), "--port", "0", "--tls"], { stdio: "pipe" })
+    let buf = ""
+    child.stdout.on("data", function onData(c: Buffer) {
+      buf += c.toString()
+      if (!buf.includes("\n")) return
+      child.stdout.off("data", onData)
+      resolve({ child, ...(JSON.parse(buf.split("\n")[0]!) as { url: string; pat: string; caPem: string }) })
+    })
+    child.once("exit", () => reject(new Error("simulator exited")))
+  })
+
+const manifests = (url: string, caPem: string, i: number, refreshInterval: string) => `---
+apiVersion: generators.external-secrets.io/v1alpha1
+kind: GitlabDeployToken
+metadata: { name: gen-${i} }
+spec:
+  url: ${JSON.stringify(url)}
+  projectID: "group/project"
+  name: "bench-${i}"
+  username: "bench"
+  scopes: [read_registry]
+  revokeGracePeriod: 5s
+  caBundle: ${Buffer.from(caPem).toString("base64")}
+  auth: { token: { secretRef: { name: gitlab-api-token, key: token } } }
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata: { name: es-${i} }
+spec:
+  refreshInterval: ${refreshInterval}
+  target: { name: secret-${i} }
+  dataFrom:
+    - sourceRef:
+        generatorRef: { apiVersion: generators.external-secrets.io/v1alpha1, kind: GitlabDeployToken, name: gen-${i} }
+`
+
+const metricsText = (port: number) =>
+  new Promise<string>((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path: "/metrics" }, (res) => {
+      let body = ""
+      res.on("data", (c: Buffer) => {
+        body += c.toString()
+      })
+      res.on("end", () => resolve(body))
+    })
+    req.on("error", reject)
+    req.end()
+  })
+
+const sumOf = (text: string, name: string) =>
+  text
+    .split("\n")
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(" ") + 1)), 0)
+
+/** utime+stime of a process in clock ticks, and its peak RSS (VmHWM) in KiB. */
+const procStats = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  const ticks = Number(fields[11]) + Number(fields[12])
+  const hwm = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+  return { ticks, peakKiB: Number(hwm?.[1] ?? 0) }
+}
+
+const readyCount = async (kube: Kube, ns: string) => {
+  const r = await kube.kubectl(["get", "externalsecrets", "-o", 'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}'], {
+    namespace: ns,
+  })
+  return r.stdout.split("\n").filter((l) => l === "True").length
+}
+
+export const controllerBench = async (root: string, report: Report, n: number) => {
+  const kube = await startKube({ log: () => undefined })
+  const sim = await startSim(root)
+  let controller: ChildProcessWithoutNullStreams | undefined
+  try {
+    await kube.kubectl(["apply", "--server-side", "-f", join(root, "apps/controller/crds")])
+    await kube.kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"])
+    const ns = await kube.newNamespace("bench")
+    await kube.kubectl(["create", "secret", "generic", "gitlab-api-token", `--from-literal=token=${sim.pat}`], { namespace: ns })
+    // Create the objects before the controller starts, in chunks (kubectl reads the whole file).
+    for (let start = 0; start < n; start += 250) {
+      const docs = Array.from({ length: Math.min(250, n - start) }, (_, j) => manifests(sim.url, sim.caPem, start + j, "60s")).join("")
+      await kube.kubectl(["create", "-f", "-"], { namespace: ns, input: docs, timeoutMs: 300_000 })
+    }
+    controller = spawn(
+      join(root, "gldt-controller"),
+      ["--kubeconfig", kube.kubeconfig, "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "0", "--concurrency", "16", "--gitlab-qps", "500", "--log-level", "warn"],
+      { stdio: "pipe", env: { PATH: process.env.PATH ?? "", HOME: tmpdir() } },
+    )
+    let log = ""
+    controller.stderr.on("data", (c: Buffer) => {
+      log += c.toString()
+    })
+    const started = performance.now()
+    const pid = controller.pid!
+    let port: number | undefined
+    let converged: number | undefined
+    for (;;) {
+      await sleep(500)
+      if (controller.exitCode !== null) throw new Error(`controller exited: ${log.slice(-2000)}`)
+      port ??= Number(/"serving metrics".*?"port":(\d+)/.exec(log)?.[1] ?? /serving metrics.*?port=(\d+)/.exec(log)?.[1]) || undefined
+      const ready = await readyCount(kube, ns)
+      if (ready >= n) {
+        converged = (performance.now() - started) / 1000
+        break
+      }
+      if (performance.now() - started > 600_000) throw new Error(`only ${ready}/${n} ExternalSecrets Ready after 10 minutes`)
+    }
+    const afterConverge = await metricsText(port!)
+    const calls = sumOf(afterConverge, "gldt_gitlab_requests_total")
+    const peakMiB = procStats(pid).peakKiB / 1024
+    report(`controller: converge ${n} ExternalSecrets`, `${converged.toFixed(1)} s`, "30 s", converged < 30)
+    report("controller: peak RSS while converging", `${peakMiB.toFixed(0)} MiB`, "150 MiB", peakMiB < 150)
+    report("controller: GitLab calls per ExternalSecret (first mint)", (calls / n).toFixed(2), "2", calls / n <= 2)
+    // Idle: nothing due for a while (refreshes are 60 s after each mint; the first ones start soon).
+    const t0 = procStats(pid).ticks
+    await sleep(10_000)
+    const idle = ((procStats(pid).ticks - t0) / 100 / 10) * 100
+    report("controller: CPU while idle (10 s, refreshes pending)", `${idle.toFixed(1)} % of one core`)
+    // New ExternalSecrets while the others refresh (they rotate every 60 s).
+    const latencies: number[] = []
+    for (let k = 0; k < 40; k++) {
+      const i = n + k
+      const t = performance.now()
+      await kube.kubectl(["create", "-f", "-"], { namespace: ns, input: manifests(sim.url, sim.caPem, i, "1h") })
+      for (;;) {
+        const r = await kube.kubectl(["get", "secret", `secret-${i}`, "--ignore-not-found", "-o", "name"], { namespace: ns })
+        if (r.stdout.trim() !== "") break
+        await sleep(100)
+      }
+      latencies.push((performance.now() - t) / 1000)
+    }
+    const sorted = [...latencies].sort((a, b) => a - b)
+    const p99 = sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)]!
+    report("controller: new ExternalSecret → Secret, p99 (40, others refreshing)", `${p99.toFixed(2)} s`, "5 s", p99 < 5)
+    const refreshed = sumOf(await metricsText(port!), "gldt_tokens_minted_total") - n
+    report("controller: rotations done meanwhile", String(refreshed - 40))
+  } finally {
+    if (controller !== undefined && controller.exitCode === null) {
+      controller.kill("SIGTERM")
+      await new Promise((r) => controller!.once("exit", r))
+    }
+    sim.child.kill("SIGTERM")
+    await kube.stop()
+  }
+}
