@@ -14,6 +14,8 @@ import {
   type Connection,
   DEFAULT_GRACE_MS,
   type DeployTokenSpec,
+  emptyRecord,
+  locationKey,
   GitLab,
   type Job,
   type LifecycleFailure,
@@ -40,6 +42,9 @@ import {
 } from "./Consumer.ts"
 import type { ApiError, KubeApiShape } from "./KubeApi.ts"
 import type { MetricsShape } from "./Metrics.ts"
+
+/** How old a shared list of a target may be to give a new consumer its watermark. */
+const WATERMARK_LIST_MAX_AGE_MS = 10_000
 
 /** What the worker does next with the key. */
 export type Outcome =
@@ -258,7 +263,7 @@ export const make = (deps: Deps) => {
   /** When each key's live token was last checked against GitLab's list. */
   const lastListCheck = new Map<string, number>()
   /** One list per GitLab target and check interval, shared by every consumer of that target. */
-  const lists = new Map<string, { readonly at: number; readonly tokens: Promise<ReadonlyArray<{ id: number; revoked: boolean; expired: boolean }> | undefined> }>()
+  const lists = new SharedLists(deps.gitlab)
 
   const consumerOf = (kind: ConsumerKind, namespace: string, name: string): Consumer | "gone" | "not-ours" => {
     if (kind === "ExternalSecret") {
@@ -315,6 +320,27 @@ export const make = (deps: Deps) => {
     }
     if (report.revokeErrors.length > 0) metrics.revocationFailures.inc(report.revokeErrors.length)
   }
+
+  /**
+   * A consumer's first mint needs the target's highest token id (core's recovery watermark). Core
+   * would list the whole target for every new consumer; 1,000 consumers on one project would list
+   * 10 pages each. Instead one list per target and WATERMARK_LIST_MAX_AGE_MS serves every new
+   * consumer: the state object is created with that watermark before core runs. An older list only
+   * lowers the watermark, which can only widen what recovery looks at, never hide a token.
+   */
+  const preseedWatermark = (c: Consumer, r: Resolved, nowMs: number) =>
+    Effect.gen(function* () {
+      const exists = cache.informed.states.list(c.namespace).some((s) => (s.spec as { key?: string } | undefined)?.key === c.key)
+      if (exists) return
+      const listed = yield* lists.get(r, nowMs, WATERMARK_LIST_MAX_AGE_MS)
+      if (listed === undefined) return
+      const highest = listed.reduce((m, t) => Math.max(m, t.id), 0)
+      const owner = { apiVersion: `${c.api.group}/${c.api.version}`, kind: c.api.kind, name: c.name, uid: c.obj.metadata.uid ?? "" }
+      const state = yield* KubeState.make({ namespace: c.namespace, kubeConfig: kube.kubeConfig, owner })
+      const record: StateRecord = { ...emptyRecord(c.key), watermarks: { [locationKey({ url: r.spec.url, target: r.spec.target })]: highest } }
+      // Someone else (a cache lagging behind) created it: core then finds the object as it is.
+      yield* state.save(c.key, record, null).pipe(Effect.ignore)
+    })
 
   /** Loads the consumer's state record (none → undefined). */
   const loadRecord = (namespace: string, key: string) =>
@@ -448,6 +474,7 @@ export const make = (deps: Deps) => {
         changeSeen.set(c.key, { hash: c.resourceVersionHash, at: requestedAt })
       }
       const layers = layersFor(c, true)
+      yield* preseedWatermark(c, resolved, nowMs)
       const run = requestedAt === undefined ? reconcile(job) : rotate(job, requestedAt)
       const report = yield* run.pipe(
         Effect.provide(layers),
@@ -491,7 +518,7 @@ export const make = (deps: Deps) => {
         if (last === undefined) lastListCheck.set(c.key, nowMs)
         else if (nowMs - last >= options.revocationCheckIntervalMs) {
           lastListCheck.set(c.key, nowMs)
-          const alive = yield* listedAlive(deps, lists, resolved, report.currentTokenId, nowMs, options.revocationCheckIntervalMs)
+          const alive = yield* listedAlive(lists, resolved, report.currentTokenId, nowMs, options.revocationCheckIntervalMs)
           if (!alive) {
             yield* Effect.logWarning("the current token was revoked outside gldt; replacing it").pipe(Effect.annotateLogs({ key: c.key, tokenId: report.currentTokenId }))
             yield* warn(c, "TokenRevokedOutside", `deploy token ${report.currentTokenId} was revoked or deleted in GitLab outside gldt; minting a replacement`)
@@ -551,28 +578,38 @@ export const make = (deps: Deps) => {
   return { run, runAuth, fromStateKey }
 }
 
+type Listed = ReadonlyArray<{ readonly id: number; readonly revoked: boolean; readonly expired: boolean }>
+
 /**
- * Whether the current token still appears, live, in the target's list. The list is shared by every
- * consumer of the target for one interval; a token newer than every listed id was minted after the
- * list and counts as alive. A failed list counts as alive: the next check tries again.
+ * One list of a GitLab target shared by every consumer of that target for a while: concurrent
+ * callers wait for the same requests. A failed list is remembered as undefined for its lifetime.
  */
-const listedAlive = (
-  deps: Deps,
-  lists: Map<string, { readonly at: number; readonly tokens: Promise<ReadonlyArray<{ id: number; revoked: boolean; expired: boolean }> | undefined> }>,
-  r: Resolved,
-  tokenId: number,
-  nowMs: number,
-  intervalMs: number,
-) =>
-  Effect.gen(function* () {
+class SharedLists {
+  private readonly entries = new Map<string, { readonly at: number; readonly tokens: Promise<Listed | undefined> }>()
+  private readonly gitlab: GitLab["Service"]
+  constructor(gitlab: GitLab["Service"]) {
+    this.gitlab = gitlab
+  }
+  get(r: Resolved, nowMs: number, maxAgeMs: number): Effect.Effect<Listed | undefined> {
     const k = `${r.spec.url}|${r.spec.target.kind}|${r.spec.target.id}`
-    let entry = lists.get(k)
-    if (entry === undefined || nowMs - entry.at >= intervalMs) {
-      const tokens = Effect.runPromise(deps.gitlab.list(r.connection, r.spec.target).pipe(Effect.orElseSucceed(() => undefined)))
-      entry = { at: nowMs, tokens }
-      lists.set(k, entry)
+    let entry = this.entries.get(k)
+    if (entry === undefined || nowMs - entry.at >= maxAgeMs) {
+      entry = { at: nowMs, tokens: Effect.runPromise(this.gitlab.list(r.connection, r.spec.target).pipe(Effect.orElseSucceed(() => undefined))) }
+      this.entries.set(k, entry)
     }
-    const found = yield* Effect.promise(() => entry.tokens)
+    const tokens = entry.tokens
+    return Effect.promise(() => tokens)
+  }
+}
+
+/**
+ * Whether the current token still appears, live, in the target's list. A token newer than every
+ * listed id was minted after the list and counts as alive; so does any token when the list failed
+ * (the next check tries again).
+ */
+const listedAlive = (lists: SharedLists, r: Resolved, tokenId: number, nowMs: number, intervalMs: number) =>
+  Effect.gen(function* () {
+    const found = yield* lists.get(r, nowMs, intervalMs)
     if (found === undefined) return true
     const maxId = found.reduce((m, t) => Math.max(m, t.id), 0)
     if (tokenId > maxId) return true

@@ -13,9 +13,9 @@ import { fileURLToPath } from "node:url"
 import { track } from "./proc.ts"
 
 /** Names of the binaries this package can build. */
-export type ToolName = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kubectl" | "vault"
+export type ToolName = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kubectl" | "vault" | "helm"
 
-export const ALL_TOOLS: ReadonlyArray<ToolName> = ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "vault"]
+export const ALL_TOOLS: ReadonlyArray<ToolName> = ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "vault", "helm"]
 
 /** The binaries `startKube` needs. */
 export const KUBE_TOOLS: ReadonlyArray<ToolName> = ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl"]
@@ -70,6 +70,8 @@ const SPECS: Record<ToolName, ToolSpec> = {
     ldflags: () => [],
     licenseFile: "LICENSE",
   },
+  // Only to render and lint the controller's chart in tests.
+  helm: { module: "helm", pkg: "helm.sh/helm/v4/cmd/helm", versionModule: "helm.sh/helm/v4", ldflags: (v) => [`-X helm.sh/helm/v4/internal/version.version=${v}`] },
 }
 
 /** tooling/testenv/ (this file lives in tooling/testenv/src/). */
