@@ -9,6 +9,7 @@
  * Secret carries a finalizer of ours while any token that needs it for revocation exists, so deleting
  * a namespace neither hangs (the Secret stays readable) nor leaks.
  */
+import { createHash } from "node:crypto"
 import { KubeSink, KubeState } from "@gldt/adapter-kubernetes"
 import {
   type Connection,
@@ -17,6 +18,7 @@ import {
   emptyRecord,
   locationKey,
   GitLab,
+  type GitLabError,
   type Job,
   type LifecycleFailure,
   type Report,
@@ -332,6 +334,11 @@ export const make = (deps: Deps) => {
     Effect.gen(function* () {
       const exists = cache.informed.states.list(c.namespace).some((s) => (s.spec as { key?: string } | undefined)?.key === c.key)
       if (exists) return
+      // Before the first mint: may this token create at all? A refusal is bad input, and no POST is sent.
+      const refused = yield* lists.canManage(r, nowMs, WATERMARK_LIST_MAX_AGE_MS)
+      if (refused !== undefined && (refused._tag === "Unauthorized" || refused._tag === "Forbidden" || refused._tag === "TargetNotFound")) {
+        return yield* Effect.fail(classify(refused, r, c))
+      }
       const listed = yield* lists.get(r, nowMs, WATERMARK_LIST_MAX_AGE_MS)
       if (listed === undefined) return
       const highest = listed.reduce((m, t) => Math.max(m, t.id), 0)
@@ -591,7 +598,8 @@ class SharedLists {
     this.gitlab = gitlab
   }
   get(r: Resolved, nowMs: number, maxAgeMs: number): Effect.Effect<Listed | undefined> {
-    const k = `${r.spec.url}|${r.spec.target.kind}|${r.spec.target.id}`
+    // Per access token too: another token may see another list, or none at all.
+    const k = `${r.spec.url}|${r.spec.target.kind}|${r.spec.target.id}|${createHash("sha256").update(Redacted.value(r.connection.accessToken)).digest("hex")}`
     let entry = this.entries.get(k)
     if (entry === undefined || nowMs - entry.at >= maxAgeMs) {
       entry = { at: nowMs, tokens: Effect.runPromise(this.gitlab.list(r.connection, r.spec.target).pipe(Effect.orElseSucceed(() => undefined))) }
@@ -599,6 +607,30 @@ class SharedLists {
     }
     const tokens = entry.tokens
     return Effect.promise(() => tokens)
+  }
+
+  private readonly probes = new Map<string, { readonly at: number; readonly outcome: Promise<GitLabError | undefined> }>()
+
+  /**
+   * Whether this access token may create and delete deploy tokens on the target, without changing
+   * anything: `DELETE …/deploy_tokens/0` answers 404 when allowed and 401/403 when not (no token
+   * has id 0). Shared like the lists.
+   */
+  canManage(r: Resolved, nowMs: number, maxAgeMs: number): Effect.Effect<GitLabError | undefined> {
+    const k = `${r.spec.url}|${r.spec.target.kind}|${r.spec.target.id}|${createHash("sha256").update(Redacted.value(r.connection.accessToken)).digest("hex")}`
+    let entry = this.probes.get(k)
+    if (entry === undefined || nowMs - entry.at >= maxAgeMs) {
+      const outcome = Effect.runPromise(
+        this.gitlab.revoke(r.connection, r.spec.target, 0).pipe(
+          Effect.as(undefined),
+          Effect.catch((e: GitLabError) => Effect.succeed(e._tag === "TokenNotFound" ? undefined : e)),
+        ),
+      )
+      entry = { at: nowMs, outcome }
+      this.probes.set(k, entry)
+    }
+    const outcome = entry.outcome
+    return Effect.promise(() => outcome)
   }
 }
 
