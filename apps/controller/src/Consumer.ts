@@ -23,6 +23,8 @@ export const CLUSTER_GENERATOR: Kind = {
 export const CONSUMER_FINALIZER = "gldt.dev/revoke-tokens"
 /** Held on an auth Secret while a token that needs it for revocation exists. */
 export const AUTH_FINALIZER = "gldt.dev/auth-secret-in-use"
+/** Held on a namespaced GitlabDeployToken while a token minted from it exists: revocation needs its URL and CA. */
+export const GENERATOR_FINALIZER = "gldt.dev/generator-in-use"
 /** Marks auth Secrets so one label-selected informer sees their deletion. */
 export const AUTH_LABEL = "gldt.dev/auth-secret"
 

@@ -11,7 +11,7 @@ import { GitLab } from "@gldt/core"
 import { ApiextensionsV1Api } from "@kubernetes/client-node"
 import { Context, Effect, Fiber, Layer } from "effect"
 import * as Cache from "./Cache.ts"
-import { AUTH_FINALIZER, fromStateKey, gldtRefs, parseQueueKey, queueKey } from "./Consumer.ts"
+import { AUTH_FINALIZER, GENERATOR_FINALIZER, fromStateKey, gldtRefs, parseQueueKey, queueKey } from "./Consumer.ts"
 import type { Flags } from "./Flags.ts"
 import * as Limiter from "./GitLabLimiter.ts"
 import * as KubeApi from "./KubeApi.ts"
@@ -52,7 +52,7 @@ export const run = (flags: Flags) =>
       layerNoTransport().pipe(Layer.provide(Limiter.layer({ qps: flags.gitlabQps })), Layer.provide(Layer.succeed(Metrics, metrics))),
     )
     const gitlab = Context.get(gitlabContext, GitLab)
-    const queue = new WorkQueue({ baseMs: 1_000, maxMs: 300_000 })
+    const queue = new WorkQueue({ baseMs: 1_000, maxMs: 120_000 })
     metrics.depthSource.fn = () => queue.depth
     yield* Effect.addFinalizer(() => Effect.sync(() => queue.shutDown()))
 
@@ -117,7 +117,12 @@ export const run = (flags: Flags) =>
         if ((ref?.kind ?? "GitlabDeployToken") === kind && ref?.name === name) queue.add(queueKey("GitlabDeployTokenConsumer", c.metadata.namespace!, c.metadata.name))
       }
     }
-    cache.informed.generators.on((_verb, g) => consumersOf("GitlabDeployToken", g.metadata.name, g.metadata.namespace))
+    cache.informed.generators.on((verb, g) => {
+      consumersOf("GitlabDeployToken", g.metadata.name, g.metadata.namespace)
+      if (verb !== "delete" && g.metadata.deletionTimestamp !== undefined && (g.metadata.finalizers ?? []).includes(GENERATOR_FINALIZER)) {
+        queue.add(`generators/${g.metadata.namespace}`)
+      }
+    })
     cache.informed.clusterGenerators.on((_verb, g) => consumersOf("ClusterGenerator", g.metadata.name, undefined))
     cache.informed.states.on((verb, s) => {
       const key = (s.spec as { key?: string } | undefined)?.key
@@ -199,7 +204,9 @@ export const run = (flags: Flags) =>
       Effect.gen(function* () {
         const started = performance.now()
         let outcome: Reconciler.Outcome
-        if (key.startsWith("auth/")) {
+        if (key.startsWith("generators/")) {
+          outcome = yield* reconciler.runGenerators(key.slice("generators/".length))
+        } else if (key.startsWith("auth/")) {
           const [, ns, name] = key.split("/")
           outcome = yield* reconciler.runAuth(ns!, name!)
         } else {

@@ -35,6 +35,8 @@ import {
   AUTH_FINALIZER,
   AUTH_LABEL,
   CONSUMER_FINALIZER,
+  GENERATOR,
+  GENERATOR_FINALIZER,
   type Consumer,
   type ConsumerKind,
   fromConsumer,
@@ -172,34 +174,20 @@ const resolve = (deps: Deps, c: Consumer, now: number): Effect.Effect<Resolved, 
     if (token === "") {
       return yield* badInput(`${field("spec.auth.token.secretRef.key")}: key "${secretRef.key}" of Secret ${c.namespace}/${secretRef.name} is empty; put the access token there`)
     }
-    // CAs: the flag's, the generator's caBundle, its caProvider.
-    const cas: Array<string> = []
-    if (options.gitlabCaPem !== undefined) cas.push(options.gitlabCaPem)
-    if (spec.caBundle !== undefined) cas.push(spec.caBundle)
-    if (spec.caProvider !== undefined) {
-      const p = spec.caProvider
-      if (p.namespace !== undefined && p.namespace !== c.namespace) {
-        return yield* badInput(`${field("spec.caProvider.namespace")}: must be the consumer's namespace (${c.namespace}) or unset`)
-      }
-      let pem: string | undefined | null
-      if (p.type === "Secret") {
-        const s = yield* kube.readSecret(c.namespace, p.name).pipe(Effect.mapError(apiRetry(`cannot read Secret ${c.namespace}/${p.name}`)))
-        pem = s === undefined ? undefined : s.data?.[p.key] === undefined ? null : Buffer.from(s.data[p.key]!, "base64").toString("utf8")
-      } else {
-        pem = yield* kube.readConfigMapKey(c.namespace, p.name, p.key).pipe(Effect.mapError(apiRetry(`cannot read ConfigMap ${c.namespace}/${p.name}`)))
-      }
-      if (pem === undefined) return yield* badInput(`${field("spec.caProvider.name")}: ${p.type} ${c.namespace}/${p.name} does not exist; create it with the CA bundle`)
-      if (pem === null || !pem.includes("-----BEGIN CERTIFICATE-----")) {
-        return yield* badInput(`${field("spec.caProvider.key")}: ${p.type} ${c.namespace}/${p.name} has no PEM certificate under key "${p.key}"`)
-      }
-      cas.push(pem)
-    }
+    const cas = yield* casFor(deps, spec, c.namespace, field)
     // Keep the auth Secret while tokens may need it for revocation.
     if (!(secret.metadata?.finalizers ?? []).includes(AUTH_FINALIZER) || secret.metadata?.labels?.[AUTH_LABEL] !== "true") {
       if (secret.metadata?.deletionTimestamp === undefined) {
         yield* kube
           .addFinalizer("Secret", secret as unknown as Obj, AUTH_FINALIZER, { [AUTH_LABEL]: "true" })
           .pipe(Effect.mapError(apiRetry(`cannot add finalizer ${AUTH_FINALIZER} to Secret ${c.namespace}/${secretRef.name}`)))
+      }
+    }
+    // Keep the generator too: revoking needs its URL and CA even when a namespace is deleted at once.
+    if (ref.kind === "GitlabDeployToken") {
+      const g = cache.informed.generators.get(ref.name, c.namespace)
+      if (g !== undefined && g.metadata.deletionTimestamp === undefined && !(g.metadata.finalizers ?? []).includes(GENERATOR_FINALIZER)) {
+        yield* kube.addFinalizer(GENERATOR, g, GENERATOR_FINALIZER).pipe(Effect.mapError(apiRetry(`cannot add finalizer ${GENERATOR_FINALIZER} to ${desc}`)))
       }
     }
     return {
@@ -212,6 +200,38 @@ const resolve = (deps: Deps, c: Consumer, now: number): Effect.Effect<Resolved, 
         allowHttp: options.allowHttp,
       },
     }
+  })
+
+/** The CAs to trust for a spec: --gitlab-ca-file's, the spec's caBundle and its caProvider's. */
+const casFor = (deps: Deps, spec: DeployTokenSpec, namespace: string, field: (path: string) => string) =>
+  Effect.gen(function* () {
+    const { kube, options } = deps
+    const cas: Array<string> = []
+    if (options.gitlabCaPem !== undefined) cas.push(options.gitlabCaPem)
+    if (spec.caBundle !== undefined) cas.push(spec.caBundle)
+    if (spec.caProvider !== undefined) {
+      const p = spec.caProvider
+      if (p.namespace !== undefined && p.namespace !== namespace) {
+        return yield* badInput(`${field("spec.caProvider.namespace")}: must be the consumer's namespace (${namespace}) or unset`)
+      }
+      let pem: string | undefined | null
+      if (p.type === "Secret") {
+        const s = yield* kube.readSecret(namespace, p.name).pipe(Effect.mapError(apiRetry(`cannot read Secret ${namespace}/${p.name}`)))
+        pem = s === undefined ? undefined : s.data?.[p.key] === undefined ? null : Buffer.from(s.data[p.key]!, "base64").toString("utf8")
+        // Kept like the auth Secret: revocation needs it.
+        if (s !== undefined && s.metadata?.deletionTimestamp === undefined && !(s.metadata?.finalizers ?? []).includes(AUTH_FINALIZER)) {
+          yield* kube.addFinalizer("Secret", s as unknown as Obj, AUTH_FINALIZER, { [AUTH_LABEL]: "true" }).pipe(Effect.ignore)
+        }
+      } else {
+        pem = yield* kube.readConfigMapKey(namespace, p.name, p.key).pipe(Effect.mapError(apiRetry(`cannot read ConfigMap ${namespace}/${p.name}`)))
+      }
+      if (pem === undefined) return yield* badInput(`${field("spec.caProvider.name")}: ${p.type} ${namespace}/${p.name} does not exist; create it with the CA bundle`)
+      if (pem === null || !pem.includes("-----BEGIN CERTIFICATE-----")) {
+        return yield* badInput(`${field("spec.caProvider.key")}: ${p.type} ${namespace}/${p.name} has no PEM certificate under key "${p.key}"`)
+      }
+      cas.push(pem)
+    }
+    return cas
   })
 
 /** Turns a lifecycle failure into a message naming the field and the fix, and whether it is bad input. */
@@ -379,16 +399,16 @@ export const make = (deps: Deps) => {
           ),
         )
       }
-      // The generator (if still there) may carry a CA for this instance.
-      const cas: Array<string> = options.gitlabCaPem === undefined ? [] : [options.gitlabCaPem]
+      // The generator (kept by our finalizer) carries the CA for this instance.
+      let cas: ReadonlyArray<string> = options.gitlabCaPem === undefined ? [] : [options.gitlabCaPem]
       if (c?.generatorRef !== undefined) {
         const g =
           c.generatorRef.kind === "GitlabDeployToken"
-            ? (cache.informed.generators.get(c.generatorRef.name, namespace)?.spec as Record<string, unknown> | undefined)
-            : ((cache.informed.clusterGenerators.get(c.generatorRef.name)?.spec as { generator?: { gitlabDeployTokenSpec?: Record<string, unknown> } } | undefined)
-                ?.generator?.gitlabDeployTokenSpec)
+            ? cache.informed.generators.get(c.generatorRef.name, namespace)?.spec
+            : (cache.informed.clusterGenerators.get(c.generatorRef.name)?.spec as { generator?: { gitlabDeployTokenSpec?: unknown } } | undefined)?.generator
+                ?.gitlabDeployTokenSpec
         const v = g === undefined ? undefined : validateSpec(g, { allowHttp: options.allowHttp })
-        if (v?.spec?.caBundle !== undefined) cas.push(v.spec.caBundle)
+        if (v?.spec !== undefined) cas = yield* casFor(deps, v.spec, namespace, (p) => p).pipe(Effect.orElseSucceed(() => cas))
       }
       const connection: Connection = {
         url: location.url,
@@ -433,6 +453,33 @@ export const make = (deps: Deps) => {
       yield* Effect.logInfo("released the auth Secret").pipe(Effect.annotateLogs({ namespace, secret: name }))
     })
 
+  /**
+   * Drops our finalizer from the namespace's generators once no state record there holds a token
+   * and no live consumer uses the generator.
+   */
+  const releaseGenerators = (namespace: string) =>
+    Effect.gen(function* () {
+      const held = cache.informed.generators.list(namespace).filter((g) => (g.metadata.finalizers ?? []).includes(GENERATOR_FINALIZER))
+      if (held.length === 0) return
+      const states = yield* kube.listStates(namespace).pipe(Effect.mapError(apiRetry(`cannot list states in ${namespace}`)))
+      const tokensLeft = states.some((s) => {
+        const r = (s.spec as { record?: StateRecord } | undefined)?.record
+        return r !== undefined && (r.current !== undefined || r.pending !== undefined || (r.retiring ?? []).length > 0 || r.intent !== undefined)
+      })
+      if (tokensLeft) return
+      for (const g of held) {
+        const usedByLive = [...cache.informed.externalSecrets.list(namespace), ...cache.informed.consumers.list(namespace)].some(
+          (o) =>
+            o.metadata.deletionTimestamp === undefined &&
+            (o.kind === "ExternalSecret"
+              ? fromExternalSecret(o)?.generatorRef?.name === g.metadata.name
+              : fromConsumer(o).generatorRef?.name === g.metadata.name),
+        )
+        if (usedByLive && g.metadata.deletionTimestamp === undefined) continue
+        yield* kube.removeFinalizer(GENERATOR, g, GENERATOR_FINALIZER).pipe(Effect.mapError(apiRetry(`cannot release GitlabDeployToken ${namespace}/${g.metadata.name}`)))
+      }
+    })
+
   const authNames = (namespace: string) =>
     cache.informed.authSecrets
       .list(namespace)
@@ -448,6 +495,7 @@ export const make = (deps: Deps) => {
       yield* kube.removeFinalizer(c.api, c.obj, CONSUMER_FINALIZER).pipe(Effect.mapError(apiRetry(`cannot remove finalizer from ${c.kind} ${c.key}`)))
       yield* Effect.logInfo("consumer deleted; every token revoked").pipe(Effect.annotateLogs({ key: c.key }))
       for (const name of authNames(c.namespace)) yield* releaseAuthSecret(c.namespace, name).pipe(Effect.ignore)
+      yield* releaseGenerators(c.namespace).pipe(Effect.ignore)
       changeSeen.delete(c.key)
       lastWarning.delete(c.key)
       lastListCheck.delete(c.key)
@@ -582,7 +630,14 @@ export const make = (deps: Deps) => {
       Effect.catch((e) => Effect.succeed<Outcome>({ _tag: "Retry", message: e.message })),
     )
 
-  return { run, runAuth, fromStateKey }
+  /** A generator is being deleted: let it go once no token needs it. */
+  const runGenerators = (namespace: string): Effect.Effect<Outcome> =>
+    releaseGenerators(namespace).pipe(
+      Effect.as<Outcome>({ _tag: "Done", requeueAfterMs: undefined }),
+      Effect.catch((e) => Effect.succeed<Outcome>({ _tag: "Retry", message: e.message })),
+    )
+
+  return { run, runAuth, runGenerators, fromStateKey }
 }
 
 type Listed = ReadonlyArray<{ readonly id: number; readonly revoked: boolean; readonly expired: boolean }>

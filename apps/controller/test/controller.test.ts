@@ -224,7 +224,7 @@ spec:
 
 describe("rotation", () => {
   it(`refreshInterval 20s + revokeGracePeriod 5s: ${ROTATIONS} rotations, one mint each, one live token after each grace`, async () => {
-    const ns = await seedNamespace("rotate", { refreshInterval: "20s", revokeGracePeriod: "5s" })
+    const ns = await seedNamespace("rotate", { refreshInterval: "20s", revokeGracePeriod: "5s", tokenName: "rotating" })
     const first = await eventually(async () => {
       const r = await tokensOfSecret(ns)
       if (r.match === undefined) throw new Error("no token yet")
@@ -234,7 +234,7 @@ describe("rotation", () => {
     const deadline = Date.now() + (ROTATIONS * 20 + 15) * 1000
     let mintedIds: number[] = [first.id]
     while (Date.now() < deadline) {
-      const all = (await sim.tokens(true)).filter((t) => t.name === "eso-managed" && t.username === "eso")
+      const all = (await sim.tokens(true)).filter((t) => t.name === "rotating" && t.username === "eso")
       const ours = all.filter((t) => t.id >= first.id)
       mintedIds = ours.map((t) => t.id)
       const secret = await secretOf(ns).catch(() => undefined)
@@ -246,7 +246,7 @@ describe("rotation", () => {
     assert.isAtLeast(mintedIds.length, ROTATIONS + 1, "rotations observed")
     // Settle the last grace, then exactly one token is live and it is the Secret's.
     await sleep(8_000)
-    const ours = (await sim.tokens(true)).filter((t) => t.id >= first.id && t.name === "eso-managed")
+    const ours = (await sim.tokens(true)).filter((t) => t.id >= first.id && t.name === "rotating")
     const { secret } = await tokensOfSecret(ns)
     const liveNow = live(ours)
     assert.lengthOf(liveNow, 1, JSON.stringify(liveNow.map((t) => t.id)))
@@ -261,7 +261,7 @@ describe("rotation", () => {
     }
     // Each POST made exactly one token.
     const all = await sim.tokens(true)
-    assert.strictEqual(all.filter((t) => t.id >= first.id && t.name === "eso-managed" && t.createdBy === "api").length, ours.length)
+    assert.strictEqual(all.filter((t) => t.id >= first.id && t.name === "rotating" && t.createdBy === "api").length, ours.length)
   }, (ROTATIONS * 20 + 120) * 1000)
 })
 
@@ -287,18 +287,19 @@ describe("deletion", () => {
   })
 
   it("deleting the namespace (auth Secret included) finishes within 60 s and revokes all tokens", async () => {
-    const ns = await seedNamespace("delete-ns", { refreshInterval: "20s", revokeGracePeriod: "30s" })
+    const ns = await seedNamespace("delete-ns", { refreshInterval: "20s", revokeGracePeriod: "30s", tokenName: "ns-deleted" })
     // Wait for one rotation so there is a current and a retiring token.
-    const first = await eventually(async () => {
+    await eventually(async () => {
       const r = await tokensOfSecret(ns)
       if (r.match === undefined) throw new Error("no token yet")
       return r.match
     })
     await eventually(async () => {
-      const ours = live(await sim.tokens()).filter((t) => t.id >= first.id && t.name === "eso-managed")
+      const ours = live(await sim.tokens()).filter((t) => t.name === "ns-deleted")
       if (ours.length < 2) throw new Error("no rotation yet")
     }, 60_000)
-    const before = live(await sim.tokens()).filter((t) => t.id >= first.id && t.name === "eso-managed")
+    const before = live(await sim.tokens()).filter((t) => t.name === "ns-deleted")
+    assert.isAtLeast(before.length, 2, "a current and a retiring token")
     const started = Date.now()
     const deleted = await kube.kubectl(["delete", "namespace", ns, "--wait=true", "--timeout=60s"], { reject: false })
     if (deleted.code !== 0) {
@@ -309,6 +310,7 @@ describe("deletion", () => {
     assert.isBelow(Date.now() - started, 60_000)
     assert.isUndefined(await getJson(kube, ["namespace", ns]))
     const after = await sim.tokens(true)
+    assert.lengthOf(live(after.filter((t) => t.name === "ns-deleted")), 0)
     for (const t of before) {
       const now = after.find((x) => x.id === t.id)
       assert.isTrue(now?.revoked === true || now?.deletedAt !== undefined, `token ${t.id} is still live`)

@@ -260,6 +260,8 @@ export interface SeedOptions {
   readonly authKey?: string
   readonly extraSpec?: string
   readonly target?: string
+  /** spec.name of the deploy token (default "eso-managed", the seed's). */
+  readonly tokenName?: string
 }
 
 /** The seed's two manifests (GitlabDeployToken without an expiry + ExternalSecret), pointed at the simulator. */
@@ -272,7 +274,7 @@ metadata:
 spec:
   url: ${JSON.stringify(o.url)}
   projectID: ${JSON.stringify(o.projectID ?? "group/project")}
-  name: "eso-managed"
+  name: ${JSON.stringify(o.tokenName ?? "eso-managed")}
   scopes:
     - read_repository
     - read_registry
