@@ -12,7 +12,7 @@
  * - On graceful shutdown the leader releases the Lease (empty holder, 1 s duration) so a stand-by
  *   takes over without waiting a whole `leaseDuration`.
  */
-import { CoordinationV1Api, type KubeConfig, type V1Lease } from "@kubernetes/client-node"
+import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from "@kubernetes/client-node"
 import { Effect, Schema } from "effect"
 import { call } from "./KubeApi.ts"
 
@@ -39,7 +39,8 @@ export const make = (kc: KubeConfig, o: LeaderElectionOptions) => {
 
   /** One attempt; true when we hold the Lease afterwards. */
   const tryAcquireOrRenew = Effect.gen(function* () {
-    const now = new Date()
+    // MicroTime: the API server wants six fractional digits.
+    const now = new V1MicroTime()
     const read = yield* Effect.result(call(() => api.readNamespacedLease({ name: o.name, namespace: o.namespace })))
     if (read._tag === "Failure") {
       if (read.failure.code !== 404) {
@@ -64,6 +65,9 @@ export const make = (kc: KubeConfig, o: LeaderElectionOptions) => {
         ),
       )
       if (created._tag === "Success") observed = { key: recordKey(created.success), at: Date.now() }
+      else if (created.failure.code !== 409) {
+        yield* Effect.logWarning("cannot create the Lease").pipe(Effect.annotateLogs({ lease: `${o.namespace}/${o.name}`, error: created.failure.message }))
+      }
       return created._tag === "Success"
     }
     const lease = read.success
@@ -84,7 +88,12 @@ export const make = (kc: KubeConfig, o: LeaderElectionOptions) => {
       },
     }
     const updated = yield* Effect.result(call(() => api.replaceNamespacedLease({ name: o.name, namespace: o.namespace, body })))
-    if (updated._tag === "Failure") return false
+    if (updated._tag === "Failure") {
+      if (updated.failure.code !== 409) {
+        yield* Effect.logWarning("cannot update the Lease").pipe(Effect.annotateLogs({ lease: `${o.namespace}/${o.name}`, error: updated.failure.message }))
+      }
+      return false
+    }
     observed = { key: recordKey(updated.success), at: Date.now() }
     return true
   })
@@ -118,7 +127,7 @@ export const make = (kc: KubeConfig, o: LeaderElectionOptions) => {
         api.replaceNamespacedLease({
           name: o.name,
           namespace: o.namespace,
-          body: { ...lease, spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: new Date() } },
+          body: { ...lease, spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: new V1MicroTime() } },
         }),
       ),
     )
