@@ -149,6 +149,31 @@ describe("leader election", () => {
   }, 300_000)
 })
 
+describe("tokens revoked outside gldt", () => {
+  it("a token revoked in GitLab's UI is noticed by the periodic list and replaced", async () => {
+    const ns = await seed("revoked-outside", {}, "revoked-outside")
+    const c = startController(kube, ["--namespace", ns, "--revocation-check-interval", "2s", "--metrics-bind-address", "0", "--health-probe-bind-address", "0"])
+    try {
+      const first = await eventually(async () => {
+        const t = await secretToken(ns)
+        if (t === undefined) throw new Error("no Secret yet")
+        return t
+      }, 60_000)
+      const token = (await ofName("revoked-outside")).find((t) => t.token === first)!
+      await sim.control("POST", `tokens/${token.id}/revoke`)
+      const second = await eventually(async () => {
+        const t = await secretToken(ns)
+        if (t === undefined || t === first) throw new Error("not replaced yet")
+        return t
+      }, 30_000)
+      assert.isTrue(live(await ofName("revoked-outside")).some((t) => t.token === second))
+      assert.include(c.logs(), "revoked outside gldt")
+    } finally {
+      await c.stop()
+    }
+  }, 120_000)
+})
+
 describe("ESO coexistence", () => {
   it("with ESO installed, ExternalSecrets are left alone and GitlabDeployTokenConsumer is served", async () => {
     // ESO's SecretStore CRD is what detection looks for (gldt never installs it).
