@@ -29,6 +29,7 @@ import {
   type StateRecord,
   validateSpec,
 } from "@gldt/core"
+import { targetKey } from "@gldt/core/Decisions"
 import { Clock, Effect, Layer, Option, Redacted } from "effect"
 import type { CacheShape, Obj } from "./Cache.ts"
 import {
@@ -361,10 +362,18 @@ export const make = (deps: Deps) => {
       }
       const listed = yield* lists.get(r, nowMs, WATERMARK_LIST_MAX_AGE_MS)
       if (listed === undefined) return
+      // Core keeps targets by numeric id: a path is resolved once per target and access token, shared too.
+      const numericId = /^\d+$/.test(r.spec.target.id) ? r.spec.target.id : yield* lists.resolve(r)
+      if (numericId === undefined) return
       const highest = listed.reduce((m, t) => Math.max(m, t.id), 0)
       const owner = { apiVersion: `${c.api.group}/${c.api.version}`, kind: c.api.kind, name: c.name, uid: c.obj.metadata.uid ?? "" }
       const state = yield* KubeState.make({ namespace: c.namespace, kubeConfig: kube.kubeConfig, owner })
-      const record: StateRecord = { ...emptyRecord(c.key), watermarks: { [locationKey({ url: r.spec.url, target: r.spec.target })]: highest } }
+      const target = { kind: r.spec.target.kind, id: numericId }
+      const record: StateRecord = {
+        ...emptyRecord(c.key),
+        ...(numericId === r.spec.target.id ? {} : { targets: { [targetKey(r.spec.url, r.spec.target)]: numericId } }),
+        watermarks: { [locationKey({ url: r.spec.url, target })]: highest },
+      }
       // Someone else (a cache lagging behind) created it: core then finds the object as it is.
       yield* state.save(c.key, record, null).pipe(Effect.ignore)
     })
@@ -381,12 +390,17 @@ export const make = (deps: Deps) => {
   const revokeEverything = (namespace: string, key: string, c: Consumer | undefined) =>
     Effect.gen(function* () {
       const record = yield* loadRecord(namespace, key).pipe(Effect.mapError((e) => new RetryError(e.message)))
-      if (record === undefined) return true
+      if (record === undefined) return { done: true, nextAt: undefined }
       const tokens = [record.current, record.pending, ...record.retiring].filter((t) => t !== undefined)
-      const location = record.intent?.location ?? tokens[0]?.location
+      const location = record.intent?.location ?? tokens[0]?.location ?? record.suspects[0]?.location
       if (location === undefined) {
-        // Only suspects (or nothing) left: core keeps suspects for a person; they do not hold the consumer.
-        return record.suspects.length === 0 || c !== undefined
+        // An empty record: core removes it without calling GitLab.
+        const report = yield* revokeAll({ key, connection: { url: "https://gitlab.invalid", accessToken: Redacted.make("") } }).pipe(
+          Effect.provide(Layer.mergeAll(KubeState.layer({ namespace, kubeConfig: kube.kubeConfig }), nullSink)),
+          Effect.provideService(GitLab, deps.gitlab),
+          Effect.mapError((e) => new RetryError(e.message)),
+        )
+        return { done: true, nextAt: report.nextAt }
       }
       const authRef = location.auth
       if (authRef === undefined) return yield* Effect.fail(new RetryError(`the state record of ${key} names no auth Secret; revoke its tokens with gldt revoke`))
@@ -427,7 +441,10 @@ export const make = (deps: Deps) => {
         return yield* Effect.fail(new RetryError(`revocation failed: ${report.revokeErrors.map((r) => `token ${r.tokenId}: ${r.error}`).join("; ")}`))
       }
       const after = yield* loadRecord(namespace, key).pipe(Effect.mapError((e) => new RetryError(e.message)))
-      return after === undefined || (after.current === undefined && after.pending === undefined && after.retiring.length === 0 && after.intent === undefined)
+      // Suspects do not hold the consumer: core releases them after its bounded wait (report.nextAt).
+      const done =
+        after === undefined || (after.current === undefined && after.pending === undefined && after.retiring.length === 0 && after.intent === undefined)
+      return { done, nextAt: report.nextAt }
     })
 
   /** Drops our finalizer from an auth Secret once no state record in its namespace needs it. */
@@ -490,7 +507,7 @@ export const make = (deps: Deps) => {
   const finalize = (c: Consumer) =>
     Effect.gen(function* () {
       if (!(c.obj.metadata.finalizers ?? []).includes(CONSUMER_FINALIZER)) return undefined
-      const done = yield* revokeEverything(c.namespace, c.key, c)
+      const { done } = yield* revokeEverything(c.namespace, c.key, c)
       if (!done) return yield* Effect.fail(new RetryError(`tokens of ${c.key} are not all revoked yet`))
       yield* kube.removeFinalizer(c.api, c.obj, CONSUMER_FINALIZER).pipe(Effect.mapError(apiRetry(`cannot remove finalizer from ${c.kind} ${c.key}`)))
       yield* Effect.logInfo("consumer deleted; every token revoked").pipe(Effect.annotateLogs({ key: c.key }))
@@ -602,8 +619,9 @@ export const make = (deps: Deps) => {
         const key = stateKey(kind, namespace, name)
         const state = cache.informed.states.list(namespace).find((s) => (s.spec as { key?: string } | undefined)?.key === key)
         if (state === undefined) return { _tag: "Done", requeueAfterMs: undefined } as Outcome
-        yield* revokeEverything(namespace, key, undefined)
-        return { _tag: "Done", requeueAfterMs: undefined } as Outcome
+        const { nextAt } = yield* revokeEverything(namespace, key, undefined)
+        const now = yield* Clock.currentTimeMillis
+        return { _tag: "Done", requeueAfterMs: nextAt === undefined ? undefined : Math.max(1_000, nextAt - now) } as Outcome
       }
       if (kind === "ExternalSecret" && !options.serveExternalSecrets() && !(c.obj.metadata.finalizers ?? []).includes(CONSUMER_FINALIZER)) {
         return { _tag: "Done", requeueAfterMs: undefined } as Outcome
@@ -662,6 +680,29 @@ class SharedLists {
     }
     const tokens = entry.tokens
     return Effect.promise(() => tokens)
+  }
+
+  private readonly resolved = new Map<string, Promise<string | undefined>>()
+
+  /** The numeric id of the spec's target (a path's never changes but by a move, which core detects). */
+  resolve(r: Resolved): Effect.Effect<string | undefined> {
+    const k = `${r.spec.url}|${r.spec.target.kind}|${r.spec.target.id}|${createHash("sha256").update(Redacted.value(r.connection.accessToken)).digest("hex")}`
+    let entry = this.resolved.get(k)
+    if (entry === undefined) {
+      entry = Effect.runPromise(
+        this.gitlab.resolveTarget(r.connection, r.spec.target).pipe(
+          Effect.map((t) => t.id),
+          Effect.orElseSucceed(() => undefined),
+        ),
+      )
+      this.resolved.set(k, entry)
+      // A failure is not remembered.
+      entry.then((id) => {
+        if (id === undefined) this.resolved.delete(k)
+      })
+    }
+    const found = entry
+    return Effect.promise(() => found)
   }
 
   private readonly probes = new Map<string, { readonly at: number; readonly outcome: Promise<GitLabError | undefined> }>()
