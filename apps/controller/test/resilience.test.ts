@@ -138,7 +138,7 @@ describe("leader election", () => {
       await replicas[leader]!.kill9()
       const lease = await eventually(async () => {
         const l = await getJson(kube, ["lease", "gldt-controller"], leaseNs)
-        assert.strictEqual((l?.spec as { holderIdentity?: string }).holderIdentity, standby)
+        assert.strictEqual((l?.spec as { holderIdentity?: string } | undefined)?.holderIdentity, standby)
         return l!.spec as { acquireTime: string; leaseTransitions: number }
       }, 20_000, 200)
       const takeover = Date.parse(lease.acquireTime) - killedAt
