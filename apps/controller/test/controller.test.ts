@@ -234,10 +234,12 @@ describe("rotation", () => {
     const deadline = Date.now() + (ROTATIONS * 20 + 15) * 1000
     let mintedIds: number[] = [first.id]
     while (Date.now() < deadline) {
+      // The Secret first, GitLab second: a token the Secret held must still be live a moment later
+      // (the other order would race a rotation between the two reads).
+      const secret = await secretOf(ns).catch(() => undefined)
       const all = (await sim.tokens(true)).filter((t) => t.name === "rotating" && t.username === "eso")
       const ours = all.filter((t) => t.id >= first.id)
       mintedIds = ours.map((t) => t.id)
-      const secret = await secretOf(ns).catch(() => undefined)
       const liveNow = live(ours)
       samples.push({ at: Date.now(), live: liveNow.length, secretLive: liveNow.some((t) => t.token === secret?.token) })
       if (mintedIds.length >= ROTATIONS + 1) break
