@@ -127,6 +127,12 @@ export const controllerBench = async (root: string, report: Report, n: number) =
       }
       if (performance.now() - started > 600_000) {
         report(`controller: converge ${n} ExternalSecrets`, `only ${ready}/${n} Ready after 600 s`, "30 s", false)
+        const peak = procStats(pid).peakKiB / 1024
+        report("controller: peak RSS meanwhile", `${peak.toFixed(0)} MiB`, "150 MiB", peak < 150)
+        if (port !== undefined && ready > 0) {
+          const calls = sumOf(await metricsText(port), "gldt_gitlab_requests_total")
+          report("controller: GitLab calls per Ready ExternalSecret so far", (calls / ready).toFixed(2), "2", calls / ready <= 2)
+        }
         return
       }
     }
