@@ -1,5 +1,6 @@
 /** Reading what the user gave: manifest files, --state / --sink locations, the access token, a CA. */
 import { readFileSync } from "node:fs"
+import { REMOVE_MODES, type RemoveMode } from "@gldt/adapter-vault"
 import { type ManifestSet, type Problem, readManifests } from "@gldt/core"
 import { Effect, Redacted, Schema } from "effect"
 import { parseAllDocuments } from "yaml"
@@ -38,11 +39,24 @@ export const loadManifests = (file: string, options: { allowHttp: boolean; now: 
     return result.manifests satisfies ManifestSet
   })
 
-export type StateLocation = { readonly kind: "file"; readonly dir: string }
+export type StateLocation = { readonly kind: "file"; readonly dir: string } | { readonly kind: "vault"; readonly mount: string; readonly prefix: string }
+
+/** `MOUNT/REST` of a `vault:` location: the first segment is the KV v2 mount. */
+const vaultPath = (value: string): { mount: string; rest: string } | undefined => {
+  const m = /^vault:\/*([^/?]+)\/+([^?]*[^/?])\/*$/.exec(value)
+  return m === null ? undefined : { mount: m[1]!, rest: m[2]!.replace(/\/{2,}/g, "/") }
+}
+
 export const parseStateFlag = (value: string): Effect.Effect<StateLocation, BadInput> => {
+  const hint = "write file:DIR (e.g. file:./.gldt/state) or vault:MOUNT/PREFIX (e.g. vault:secret/gldt/state, a KV v2 mount)"
+  if (value.startsWith("vault:")) {
+    const v = vaultPath(value)
+    if (v === undefined) return Effect.fail(new BadInput({ problems: [`--state: "${value}" needs a KV v2 mount and a folder under it; ${hint}`] }))
+    return Effect.succeed({ kind: "vault", mount: v.mount, prefix: v.rest })
+  }
   const m = /^file:(.+)$/.exec(value)
   if (m === null) {
-    return Effect.fail(new BadInput({ problems: [`--state: "${value}" is not a state location; write file:DIR (e.g. file:./.gldt/state)`] }))
+    return Effect.fail(new BadInput({ problems: [`--state: "${value}" is not a state location; ${hint}`] }))
   }
   return Effect.succeed({ kind: "file", dir: m[1]! })
 }
@@ -52,12 +66,27 @@ export type SinkFormat = (typeof SINK_FORMATS)[number]
 export type SinkLocation =
   | { readonly kind: "file"; readonly path: string; readonly format: SinkFormat; readonly registry: string | undefined }
   | { readonly kind: "stdout"; readonly format: SinkFormat }
+  | { readonly kind: "vault"; readonly mount: string; readonly path: string; readonly removeMode: RemoveMode }
 
 export const parseSinkFlag = (value: string): Effect.Effect<SinkLocation, BadInput> => {
   const bad = (why: string) =>
-    Effect.fail(new BadInput({ problems: [`--sink: ${why}; write file:PATH[?format=${SINK_FORMATS.join("|")}] or stdout[?format=…]`] }))
+    Effect.fail(
+      new BadInput({
+        problems: [
+          `--sink: ${why}; write file:PATH[?format=${SINK_FORMATS.join("|")}], stdout[?format=…] or vault:MOUNT/PATH[?remove=${REMOVE_MODES.join("|")}]`,
+        ],
+      }),
+    )
   const [head, query = ""] = value.split("?", 2) as [string, string | undefined]
   const params = new URLSearchParams(query)
+  if (head.startsWith("vault:")) {
+    for (const k of params.keys()) if (k !== "remove") return bad(`unknown option "${k}" for a vault sink`)
+    const v = vaultPath(head)
+    if (v === undefined) return bad(`"${value}" needs a KV v2 mount and a secret path under it (e.g. vault:secret/ci/gitlab-deploy-token)`)
+    const removeMode = (params.get("remove") ?? "delete") as RemoveMode
+    if (!REMOVE_MODES.includes(removeMode)) return bad(`remove "${removeMode}" is not one of ${REMOVE_MODES.join(", ")}`)
+    return Effect.succeed({ kind: "vault", mount: v.mount, path: v.rest, removeMode })
+  }
   for (const k of params.keys()) if (k !== "format" && k !== "registry") return bad(`unknown option "${k}"`)
   const format = (params.get("format") ?? (head === "stdout" ? "json" : "env")) as SinkFormat
   if (!SINK_FORMATS.includes(format)) return bad(`format "${format}" is not one of ${SINK_FORMATS.join(", ")}`)

@@ -424,7 +424,13 @@ const mintAndDeliver = (ctx: Ctx, job: Job, reason: string) =>
     yield* Effect.logInfo("minted deploy token").pipe(Effect.annotateLogs({ key: job.key, tokenId: minted.id, reason }))
     const mintedDone: Done = { action: record.current ? "rotated" : "minted", tokenId: minted.id, detail: reason }
     const delivered = yield* Effect.result(
-      sink.deliver(job.key, { username: minted.username, token: minted.token, tokenId: minted.id, gitlabUrl: location.url }),
+      sink.deliver(job.key, {
+        username: minted.username,
+        token: minted.token,
+        tokenId: minted.id,
+        gitlabUrl: location.url,
+        expiresAt: minted.expiresAt,
+      }),
     )
     const at = yield* Clock.currentTimeMillis
     if (delivered._tag === "Failure") {

@@ -12,6 +12,8 @@ export interface Credential {
   readonly tokenId: number
   /** Base URL of the GitLab instance (e.g. to default a registry host). */
   readonly gitlabUrl: string
+  /** The token's expiry as GitLab reported it (ISO 8601), null for none; recorded beside the value by sinks that keep metadata. */
+  readonly expiresAt?: string | null | undefined
 }
 
 /** What the sink holds for a key: a token id, nothing, or (for write-only sinks) unknown. */

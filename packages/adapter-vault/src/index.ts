@@ -1,0 +1,5 @@
+export * from "./Kv.ts"
+export * from "./VaultClient.ts"
+export * from "./VaultErrors.ts"
+export * from "./VaultSink.ts"
+export * from "./VaultState.ts"
