@@ -4,9 +4,9 @@
  */
 import * as http from "node:http"
 import { Effect, Redacted } from "effect"
-import { afterAll, describe, expect, it } from "vitest"
-import { startVault } from "@gldt/testenv"
-import { checkAddr, VaultClient } from "../src/VaultClient.ts"
+import { startVault, type Vault } from "@gldt/testenv"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { checkAddr, VaultClient, type VaultClientOptions } from "../src/VaultClient.ts"
 import { api, clientLayer, collectingLogger, failure, run, sleep, tokenAuth, tokenWithPolicy, unique, useVault } from "./helpers.ts"
 
 const vault = useVault()
@@ -175,3 +175,29 @@ describe("namespace", () => {
   })
 })
 
+
+describe("TLS", () => {
+  let tlsVault: Vault | undefined
+  beforeAll(async () => {
+    tlsVault = await startVault({ log: () => undefined, tls: { sans: ["vault.gldt.test"] } })
+  }, 40 * 60_000)
+  afterAll(() => tlsVault?.stop())
+
+  it("trusts Vault's certificate only with its CA, and checks the configured TLS server name", async () => {
+    const tv = tlsVault!
+    expect(tv.addr.startsWith("https://127.0.0.1:")).toBe(true)
+    const withCa = (extra: Partial<VaultClientOptions> = {}) => clientLayer(tv, { caPem: tv.caPem, ...extra })
+    expect((await run(withCa(), get("secret/data/x"))).status).toBe(404)
+    // The name the certificate carries besides the address.
+    expect((await run(withCa({ tlsServerName: "vault.gldt.test" }), get("secret/data/x"))).status).toBe(404)
+
+    const untrusted = await failure(clientLayer(tv), get("secret/data/x"))
+    expect(untrusted._tag).toBe("VaultUnreachable")
+    expect(untrusted.message).toMatch(/SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to verify/)
+    expect(untrusted.message).toContain("VAULT_CACERT")
+
+    const wrongName = await failure(withCa({ tlsServerName: "other.gldt.test" }), get("secret/data/x"))
+    expect(wrongName._tag).toBe("VaultUnreachable")
+    expect(wrongName.message).toContain("ERR_TLS_CERT_ALTNAME_INVALID")
+  })
+})

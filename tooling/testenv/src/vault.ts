@@ -4,8 +4,9 @@
  * only as a test tool, built into the cache and never shipped.
  */
 import { randomBytes } from "node:crypto"
-import { mkdir, mkdtemp, rm } from "node:fs/promises"
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises"
 import http from "node:http"
+import https from "node:https"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ensureTool, type Log, stderrLog, toolInfo } from "./build.ts"
@@ -18,8 +19,10 @@ export interface VaultResponse {
 }
 
 export interface Vault {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>` (`https://` with `tls`) */
   readonly addr: string
+  /** With `tls`: PEM of the CA that signed the server's certificate. */
+  readonly caPem: string | undefined
   /** The root token of the dev server. */
   readonly token: string
   /** Vault's version, e.g. `v1.21.1`. */
@@ -48,12 +51,17 @@ export interface StartVaultOptions {
   readonly readyTimeoutMs?: number
   /** Extra environment for the server (and so for the plugins it starts). */
   readonly env?: NodeJS.ProcessEnv
+  /**
+   * Serve HTTPS with the dev server's own CA (`-dev-tls`): its certificate names localhost and
+   * 127.0.0.1, plus `sans` (`-dev-tls-san`); `caPem` is that CA.
+   */
+  readonly tls?: boolean | { readonly sans?: ReadonlyArray<string> }
 }
 
-const call = (addr: string, method: string, path: string, token: string, body?: unknown): Promise<VaultResponse> =>
+const call = (addr: string, method: string, path: string, token: string, body?: unknown, ca?: string): Promise<VaultResponse> =>
   new Promise((ok, ko) => {
     const payload = body === undefined ? undefined : JSON.stringify(body)
-    const req = http.request(
+    const req = (addr.startsWith("https:") ? https : http).request(
       `${addr}/v1/${path.replace(/^\/+/, "")}`,
       {
         method,
@@ -62,6 +70,7 @@ const call = (addr: string, method: string, path: string, token: string, body?: 
           ...(payload === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }),
         },
         timeout: 30_000,
+        ...(ca === undefined ? {} : { ca }),
       },
       (res) => {
         let text = ""
@@ -109,10 +118,14 @@ export const startVault = async (opts: StartVaultOptions = {}): Promise<Vault> =
   await mkdir(join(dir, "home"), { recursive: true })
   const token = opts.rootToken ?? `root-${randomBytes(12).toString("hex")}`
   const port = await vaultPort()
-  const addr = `http://127.0.0.1:${port}`
+  const tls = opts.tls === undefined || opts.tls === false ? undefined : opts.tls === true ? {} : opts.tls
+  const tlsDir = join(dir, "tls")
+  const addr = `${tls ? "https" : "http"}://127.0.0.1:${port}`
+  if (tls) await mkdir(tlsDir, { recursive: true })
   const logPath = join(dir, "vault.log")
   log(`starting vault ${version} on ${addr}`)
   let proc: Proc | undefined
+  let caPem: string | undefined
   try {
     proc = startProc(
       "vault",
@@ -124,27 +137,39 @@ export const startVault = async (opts: StartVaultOptions = {}): Promise<Vault> =
         `-dev-listen-address=127.0.0.1:${port}`,
         "-dev-no-store-token",
         ...(opts.pluginDir ? [`-dev-plugin-dir=${opts.pluginDir}`] : []),
+        ...(tls ? ["-dev-tls", `-dev-tls-cert-dir=${tlsDir}`, ...(tls.sans ?? []).map((san) => `-dev-tls-san=${san}`)] : []),
       ],
       // HOME in the temp dir: nothing of the dev server lands in the user's home.
       { logPath, env: { ...process.env, ...opts.env, HOME: join(dir, "home"), VAULT_ADDR: addr } },
     )
-    await waitReady(`${addr}/v1/sys/health`, proc, { timeoutMs: opts.readyTimeoutMs ?? 60_000 })
+    if (tls) {
+      // The dev server writes its CA before it listens.
+      const end = Date.now() + (opts.readyTimeoutMs ?? 60_000)
+      while (caPem === undefined) {
+        caPem = await readFile(join(tlsDir, "vault-ca.pem"), "utf8").catch(() => undefined)
+        if (caPem === undefined && Date.now() > end) throw new Error(`vault: no ${join(tlsDir, "vault-ca.pem")} in time; log ${logPath}`)
+        if (caPem === undefined) await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    await waitReady(`${addr}/v1/sys/health`, proc, { timeoutMs: opts.readyTimeoutMs ?? 60_000, ...(caPem ? { ca: caPem } : {}) })
   } catch (e) {
     await proc?.stop()
     if (!keep) await rm(dir, { recursive: true, force: true })
     throw e
   }
   const running = proc
+  const ca = caPem
   let stopped = false
   return {
     addr,
+    caPem: ca,
     token,
     version,
     binPath: built.info.path,
     pluginDir: opts.pluginDir,
     dir,
     logPath,
-    request: (method, path, body, as) => call(addr, method, path, as ?? token, body),
+    request: (method, path, body, as) => call(addr, method, path, as ?? token, body, ca),
     stop: async () => {
       if (stopped) return
       stopped = true
