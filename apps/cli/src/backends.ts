@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs"
 import { FileSink, FileState, StdoutSink } from "@gldt/adapter-file"
 import { checkAddr, DEFAULT_K8S_JWT_FILE, type VaultAuth, VaultClient, type VaultClientOptions, VaultSink, VaultState } from "@gldt/adapter-vault"
 import type { Sink, State } from "@gldt/core"
-import { Effect, Layer, Option, Redacted } from "effect"
+import { Effect, Layer, Option, Redacted, Scope } from "effect"
 import { Flag } from "effect/cli"
 import { BadInput, type SinkLocation, type StateLocation } from "./inputs.ts"
 
@@ -111,8 +111,30 @@ export const vaultOptions = (f: VaultFlags) =>
     } satisfies VaultClientOptions
   })
 
-/** A Vault client layer, built only when some location is in Vault. Its options were checked, so it cannot fail to build. */
-const vaultClient = (f: VaultFlags) => Effect.map(vaultOptions(f), (o) => Layer.orDie(VaultClient.layer(o)))
+/**
+ * A Vault client layer, built only when some location is in Vault. A command provides its layer more
+ * than once (checks, then the work), so the client is made once and kept for the process: one
+ * login, one session. Its options were checked, so it cannot fail to build.
+ */
+const vaultClient = (f: VaultFlags) =>
+  Effect.map(vaultOptions(f), (o) => {
+    let made: VaultClient["Service"] | undefined
+    const once = Effect.suspend(() =>
+      made !== undefined
+        ? Effect.succeed(made)
+        : Effect.flatMap(Scope.make(), (processScope) =>
+            VaultClient.make(o).pipe(
+              Scope.provide(processScope),
+              Effect.tap((client) =>
+                Effect.sync(() => {
+                  made = client
+                }),
+              ),
+            ),
+          ),
+    )
+    return Layer.orDie(Layer.effect(VaultClient, once))
+  })
 
 export const stateLayer = (loc: StateLocation, f: VaultFlags): Effect.Effect<Layer.Layer<State>, BadInput> =>
   loc.kind === "file"

@@ -8,7 +8,7 @@
  * - `kill -9` of `gldt rotate` at random moments, 20 rounds, each followed by `gldt recover`: zero leaks.
  * - Vault and file backends in any mix; bad Vault input is exit 2 with nothing minted.
  */
-import { readFileSync } from "node:fs"
+import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { startVault, type Vault } from "@gldt/testenv"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -63,7 +63,7 @@ const minimalToken = async (prefix: string, path: string): Promise<string> => {
     `path "secret/data/${prefix}/*" { capabilities = ["create", "read", "update"] }`,
     `path "secret/metadata/${prefix}/" { capabilities = ["list"] }`,
     `path "secret/data/${path}" { capabilities = ["create", "update", "delete"] }`,
-    `path "secret/metadata/${path}" { capabilities = ["read", "update"] }`,
+    `path "secret/metadata/${path}" { capabilities = ["create", "read", "update"] }`,
   ].join("\n")
   await api("PUT", `sys/policies/acl/${name}`, { policy })
   return ((await api("POST", "auth/token/create", { policies: [name] })) as { auth: { client_token: string } }).auth.client_token
@@ -260,8 +260,9 @@ describe("bad Vault input and Vault failures: a clear error and nothing minted",
     },
     { name: "an unreachable Vault", args: (m) => ["-f", m, "--state", "vault:secret/gldt/bad", "--vault-addr", "http://127.0.0.1:9"], code: 2, stderr: /cannot reach Vault at http:\/\/127\.0\.0\.1:9: ECONNREFUSED/ },
     { name: "an unknown Vault token", args: (m) => ["-f", m, "--state", "vault:secret/gldt/bad"], env: { VAULT_TOKEN: "hvs.not-a-token" }, code: 2, stderr: /the Vault token is invalid, expired or revoked/ },
-    { name: "a KV v1 mount", args: (m) => ["-f", m, "--state", "vault:kv1/gldt"], code: 2, stderr: /kv1\/ is a KV version 1 mount; gldt needs KV version 2/, before: async () => {
+    { name: "a KV v1 mount", args: (m) => ["-f", m, "--state", "vault:kv1/gldt", "--vault-token-file", `${dir}/root-token`], code: 2, stderr: /kv1\/ is a KV version 1 mount; gldt needs KV version 2/, before: async () => {
       await api("POST", "sys/mounts/kv1", { type: "kv", options: { version: "1" } })
+      writeFileSync(`${dir}/root-token`, vault.token)
     } },
     {
       name: "a sink path the policy does not allow",

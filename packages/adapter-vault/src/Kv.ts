@@ -108,7 +108,8 @@ export const kv = (client: VaultClient["Service"], mount: string) => {
 
   /** Names directly under `prefix` (folders end with `/`); empty when there are none. */
   const list = (prefix: string): Effect.Effect<ReadonlyArray<string>, VaultError> =>
-    Effect.map(client.request({ method: "LIST", path: metadata(prefix), capabilities: ["list"] }), (a) => {
+    // With the trailing slash, as Vault checks list permissions on the folder path.
+    Effect.map(client.request({ method: "LIST", path: `${metadata(prefix).replace(/\/+$/, "")}/`, capabilities: ["list"] }), (a) => {
       const keys = (a.body as { data?: { keys?: unknown } } | undefined)?.data?.keys
       return a.status === 404 || !Array.isArray(keys) ? [] : keys.map(String)
     })

@@ -57,7 +57,7 @@ export const META = {
 const ownKey = (k: string) => k.startsWith("gldt-")
 
 /** Capabilities a sink needs, per API path kind. */
-export const SINK_CAPABILITIES = { data: ["create", "update"], metadata: ["read", "update"] } as const
+export const SINK_CAPABILITIES = { data: ["create", "update"], metadata: ["create", "read", "update"] } as const
 
 const ATTEMPTS = 4
 
@@ -85,7 +85,7 @@ const make = (options: VaultSinkOptions) =>
           return yield* Effect.fail(
             new SinkError({
               key,
-              message: `Vault sink: permission denied: the Vault token's policy lacks ${problems.join(" and ")}; add: path "${dataPath}" { capabilities = ["create", "update"] } and path "${metadataPath}" { capabilities = ["read", "update"] }`,
+              message: `Vault sink: permission denied: the Vault token's policy lacks ${problems.join(" and ")}; add: path "${dataPath}" { capabilities = ["create", "update"] } and path "${metadataPath}" { capabilities = ["create", "read", "update"] }`,
             }),
           )
         }

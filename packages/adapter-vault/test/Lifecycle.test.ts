@@ -31,7 +31,7 @@ const g = () => gitlab!
 const statePolicy = (prefix: string) =>
   `path "secret/data/${prefix}/*" { capabilities = ["create", "read", "update"] }\npath "secret/metadata/${prefix}/" { capabilities = ["list"] }`
 const sinkPolicy = (path: string) =>
-  `path "secret/data/${path}" { capabilities = ["create", "update", "delete"] }\npath "secret/metadata/${path}" { capabilities = ["read", "update"] }`
+  `path "secret/data/${path}" { capabilities = ["create", "update", "delete"] }\npath "secret/metadata/${path}" { capabilities = ["create", "read", "update"] }`
 
 type Services = State | Sink | GitLab
 

@@ -121,7 +121,7 @@ describe("VaultSink", () => {
     const e = await failure(sinkLayer(path, { token: readOnly }), sk((s) => s.check("k")))
     expect(e._tag).toBe("SinkError")
     expect(e.message).toContain(`"create", "update" on secret/data/${path}`)
-    expect(e.message).toContain(`"update" on secret/metadata/${path}`)
+    expect(e.message).toContain(`"create", "update" on secret/metadata/${path}`)
     // deliver without check: the 403 is still a clear SinkError, and nothing was written.
     const denied = await failure(sinkLayer(path, { token: readOnly }), sk((s) => s.deliver("k", credential(41))))
     expect(denied.message).toContain(`permission denied on secret/metadata/${path}`)
@@ -133,7 +133,7 @@ describe("VaultSink", () => {
     const path = `ci/${unique("minimal")}`
     const minimal = await tokenWithPolicy(
       vault(),
-      `path "secret/data/${path}" { capabilities = ["create", "update", "delete"] }\npath "secret/metadata/${path}" { capabilities = ["read", "update"] }`,
+      `path "secret/data/${path}" { capabilities = ["create", "update", "delete"] }\npath "secret/metadata/${path}" { capabilities = ["create", "read", "update"] }`,
     )
     const layer = sinkLayer(path, { token: minimal })
     await run(layer, sk((s) => s.check("k")))

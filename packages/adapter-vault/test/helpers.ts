@@ -1,6 +1,6 @@
 /** A real Vault dev server per test file, policies and tokens made through its API, and client layers. */
 import { startVault, type Vault } from "@gldt/testenv"
-import { Effect, Layer, Logger, Redacted } from "effect"
+import { Effect, Layer, Logger, Redacted, References } from "effect"
 import { afterAll, beforeAll } from "vitest"
 import { type VaultAuth, VaultClient, type VaultClientOptions } from "../src/VaultClient.ts"
 
@@ -66,7 +66,10 @@ export const failure = <A, E, R>(layer: Layer.Layer<R, unknown>, effect: Effect.
 
 /** Collects every log message (level and text) in `lines`. */
 export const collectingLogger = (lines: string[]) =>
-  Logger.layer([Logger.make(({ logLevel, message }) => lines.push(`${logLevel} ${Array.isArray(message) ? message.join(" ") : String(message)}`))])
+  Layer.mergeAll(
+    Logger.layer([Logger.make(({ logLevel, message }) => lines.push(`${logLevel} ${Array.isArray(message) ? message.join(" ") : String(message)}`))]),
+    Layer.succeed(References.MinimumLogLevel, "All"),
+  )
 
 /** The KV v2 secret engine mounted at `path` (version 2 unless `version` says 1). */
 export const mountKv = (vault: Vault, path: string, version: 1 | 2 = 2) =>
