@@ -86,7 +86,7 @@ export interface VaultAnswer {
   readonly body: unknown
 }
 
-interface Session {
+export interface Session {
   readonly token: Redacted.Redacted<string>
   readonly renewable: boolean
   /** Lease length in ms at issue or last renewal; 0 for a token that never expires. */
@@ -172,11 +172,24 @@ const readBody = (ex: Exchange): unknown => {
 
 const RETRY_STATUS = new Set([429, 500, 502, 503, 504])
 
+/** A token this close to its expiry is treated as expired (the request would race it). */
+const EXPIRY_MARGIN_MS = 250
+
+/**
+ * When a lease ends and when to renew it: after two thirds of a long lease, half of a short one
+ * (Vault reports TTLs in whole seconds, so a short lease may be up to a second shorter than it says).
+ */
+export const lease = (now: number, leaseMs: number): Pick<Session, "leaseMs" | "expiresAt" | "renewAt"> =>
+  leaseMs <= 0
+    ? { leaseMs: 0, expiresAt: undefined, renewAt: undefined }
+    : { leaseMs, expiresAt: now + leaseMs, renewAt: now + Math.floor(leaseMs < 30_000 ? leaseMs / 2 : (leaseMs * 2) / 3) }
+
 const makeClient = (options: VaultClientOptions): Effect.Effect<VaultClient["Service"], VaultConfigError, Scope.Scope> =>
   Effect.gen(function* () {
     const url = checkAddr(options.addr, options.allowHttp === true)
     if (url instanceof VaultConfigError) return yield* url
-    const addr = `${url.origin}${url.pathname}`
+    // A URL's pathname is never empty ("/" at least): drop the trailing slash so paths join with one.
+    const addr = `${url.origin}${url.pathname.replace(/\/+$/, "")}`
     const namespace = options.namespace?.trim() ? options.namespace.trim().replace(/^\/+|\/+$/g, "") : undefined
     const transport = makeTransport({
       caPem: options.caPem?.trim() ? options.caPem : undefined,
@@ -271,13 +284,7 @@ const makeClient = (options: VaultClientOptions): Effect.Effect<VaultClient["Ser
         return Effect.fail(new VaultAuthFailed({ method, message: `Vault's ${method} login answer carries no client token` }))
       }
       const leaseMs = typeof a.lease_duration === "number" ? a.lease_duration * 1000 : 0
-      return Effect.succeed({
-        token: Redacted.make(a.client_token),
-        renewable: a.renewable === true,
-        leaseMs,
-        expiresAt: leaseMs > 0 ? now + leaseMs : undefined,
-        renewAt: leaseMs > 0 ? now + Math.floor((leaseMs * 2) / 3) : undefined,
-      })
+      return Effect.succeed({ token: Redacted.make(a.client_token), renewable: a.renewable === true, ...lease(now, leaseMs) })
     }
 
     const login: Effect.Effect<Session, VaultError> = Effect.gen(function* () {
@@ -293,13 +300,7 @@ const makeClient = (options: VaultClientOptions): Effect.Effect<VaultClient["Ser
         if (ex.status !== 200) return yield* failure(ex, "GET", "auth/token/lookup-self")
         const d = (readBody(ex) as { data?: { ttl?: unknown; renewable?: unknown } })?.data
         const ttl = typeof d?.ttl === "number" ? d.ttl * 1000 : 0
-        return {
-          token: auth.token,
-          renewable: d?.renewable === true,
-          leaseMs: ttl,
-          expiresAt: ttl > 0 ? now + ttl : undefined,
-          renewAt: ttl > 0 ? now + Math.floor((ttl * 2) / 3) : undefined,
-        }
+        return { token: auth.token, renewable: d?.renewable === true, ...lease(now, ttl) }
       }
       const path = `auth/${authMount}/login`
       let body: Record<string, string>
@@ -337,16 +338,17 @@ const makeClient = (options: VaultClientOptions): Effect.Effect<VaultClient["Ser
     const renew = (s: Session): Effect.Effect<Session | undefined, VaultError> =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
-        const ex = yield* exchange("POST", "auth/token/renew-self", { increment: `${Math.max(1, Math.round(s.leaseMs / 1000))}s` }, s.token)
+        const requested = Math.max(1, Math.round(s.leaseMs / 1000))
+        const ex = yield* exchange("POST", "auth/token/renew-self", { increment: `${requested}s` }, s.token)
         if (ex.status !== 200) {
           yield* Effect.logInfo(`vault: renewing the token failed (${ex.status}: ${scrub(vaultErrorText(ex.text))})`)
           return undefined
         }
         const renewed = yield* fromAuth(readBody(ex), now, "renew").pipe(Effect.orElseSucceed(() => undefined))
         if (renewed === undefined) return undefined
-        // Renewal that no longer extends the token (max TTL reached) is as good as none.
-        if (s.expiresAt !== undefined && renewed.expiresAt !== undefined && renewed.expiresAt <= s.expiresAt + 1000) {
-          yield* Effect.logInfo("vault: the token reached its max TTL")
+        // Vault cuts a renewal short at the token's max TTL: use what is left, then log in again (or expire).
+        if (renewed.leaseMs + 1000 < requested * 1000) {
+          yield* Effect.logInfo(`vault: the token nears its max TTL (${Math.round(renewed.leaseMs / 1000)} s left)`)
           return { ...renewed, token: s.token, renewable: false }
         }
         yield* Effect.logDebug(`vault: renewed the token (lease ${Math.round(renewed.leaseMs / 1000)} s)`)
@@ -361,7 +363,7 @@ const makeClient = (options: VaultClientOptions): Effect.Effect<VaultClient["Ser
           let s = session
           if (s === undefined || forceLogin) {
             s = yield* login
-          } else if (s.expiresAt !== undefined && now >= s.expiresAt - 500) {
+          } else if (s.expiresAt !== undefined && now >= s.expiresAt - EXPIRY_MARGIN_MS) {
             if (!canLogin) {
               return yield* new VaultTokenExpired({
                 message: `the Vault token expired at ${new Date(s.expiresAt).toISOString()}; give a fresh token, or use AppRole / Kubernetes auth so gldt can log in again by itself`,
@@ -406,7 +408,17 @@ const makeClient = (options: VaultClientOptions): Effect.Effect<VaultClient["Ser
       Effect.gen(function* () {
         const m = mount.replace(/^\/+|\/+$/g, "")
         if (mountsOk.has(m)) return
-        const answer = yield* request({ method: "GET", path: `sys/internal/ui/mounts/${m}`, capabilities: ["read", "list"] })
+        // Vault answers 403 both for a mount that does not exist and for one the token may not use at all.
+        const answer = yield* request({ method: "GET", path: `sys/internal/ui/mounts/${m}`, capabilities: ["read"] }).pipe(
+          Effect.catchTag("VaultPermissionDenied", () =>
+            Effect.fail(
+              new VaultNotKv2({
+                mount: m,
+                message: `Vault shows this token no mount at ${m}/: check the mount name (vault secrets list) and that the token's policy grants some capability below ${m}/`,
+              }),
+            ),
+          ),
+        )
         const data = (answer.body as { data?: { type?: unknown; path?: unknown; options?: { version?: unknown } | null } } | undefined)?.data
         const fix = `mount one with: vault secrets enable -path=${m} -version=2 kv`
         if (answer.status === 404 || data === undefined || data.type === undefined) {

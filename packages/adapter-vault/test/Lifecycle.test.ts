@@ -65,7 +65,7 @@ const exec = <A, E>(w: World, effect: Effect.Effect<A, E, Services>, logs?: stri
 
 /** Every version of the state secret, raw, as Vault returns it. */
 const stateHistory = async (server: Vault, prefix: string, key: string) => {
-  const path = `${prefix}/${secretName(key)}`
+  const path = `${prefix}/${encodeURIComponent(secretName(key))}`
   const md = (await api(server, "GET", `secret/metadata/${path}`)) as { data: { current_version: number } }
   const out: string[] = []
   for (let n = 1; n <= md.data.current_version; n++) out.push(JSON.stringify((await server.request("GET", `secret/data/${path}?version=${n}`)).body))
@@ -73,7 +73,7 @@ const stateHistory = async (server: Vault, prefix: string, key: string) => {
 }
 
 const recordOf = async (server: Vault, prefix: string, key: string) =>
-  ((await api(server, "GET", `secret/data/${prefix}/${secretName(key)}`)) as { data: { data: { record?: StateRecord } } }).data.data.record
+  ((await api(server, "GET", `secret/data/${prefix}/${encodeURIComponent(secretName(key))}`)) as { data: { data: { record?: StateRecord } } }).data.data.record
 
 describe("lifecycle over VaultState + VaultSink", () => {
   it("mints, delivers, rotates and revokes with the seed's manifest without expiry; nothing secret in State, metadata or logs", async () => {
