@@ -151,7 +151,7 @@ export const backendLayers = (state: StateLocation, sink: SinkLocation, f: Vault
         ? StdoutSink.layer({ format: sink.format })
         : sink.kind === "file"
           ? FileSink.layer({ path: sink.path, format: sink.format, registry: sink.registry })
-          : VaultSink.layer({ mount: sink.mount, path: sink.path, removeMode: sink.removeMode })
+          : VaultSink.layer({ mount: sink.mount, path: sink.path, removeMode: sink.removeMode, keepVersions: sink.keepVersions })
     const both = Layer.mergeAll(stateL, sinkL)
     return client === undefined ? (both as Layer.Layer<State | Sink>) : both.pipe(Layer.provide(client))
   })

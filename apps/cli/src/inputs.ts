@@ -66,26 +66,28 @@ export type SinkFormat = (typeof SINK_FORMATS)[number]
 export type SinkLocation =
   | { readonly kind: "file"; readonly path: string; readonly format: SinkFormat; readonly registry: string | undefined }
   | { readonly kind: "stdout"; readonly format: SinkFormat }
-  | { readonly kind: "vault"; readonly mount: string; readonly path: string; readonly removeMode: RemoveMode }
+  | { readonly kind: "vault"; readonly mount: string; readonly path: string; readonly removeMode: RemoveMode; readonly keepVersions: number | undefined }
 
 export const parseSinkFlag = (value: string): Effect.Effect<SinkLocation, BadInput> => {
   const bad = (why: string) =>
     Effect.fail(
       new BadInput({
         problems: [
-          `--sink: ${why}; write file:PATH[?format=${SINK_FORMATS.join("|")}], stdout[?format=…] or vault:MOUNT/PATH[?remove=${REMOVE_MODES.join("|")}]`,
+          `--sink: ${why}; write file:PATH[?format=${SINK_FORMATS.join("|")}], stdout[?format=…] or vault:MOUNT/PATH[?remove=${REMOVE_MODES.join("|")}][&versions=N]`,
         ],
       }),
     )
   const [head, query = ""] = value.split("?", 2) as [string, string | undefined]
   const params = new URLSearchParams(query)
   if (head.startsWith("vault:")) {
-    for (const k of params.keys()) if (k !== "remove") return bad(`unknown option "${k}" for a vault sink`)
+    for (const k of params.keys()) if (k !== "remove" && k !== "versions") return bad(`unknown option "${k}" for a vault sink (remove, versions)`)
     const v = vaultPath(head)
     if (v === undefined) return bad(`"${value}" needs a KV v2 mount and a secret path under it (e.g. vault:secret/ci/gitlab-deploy-token)`)
     const removeMode = (params.get("remove") ?? "delete") as RemoveMode
     if (!REMOVE_MODES.includes(removeMode)) return bad(`remove "${removeMode}" is not one of ${REMOVE_MODES.join(", ")}`)
-    return Effect.succeed({ kind: "vault", mount: v.mount, path: v.rest, removeMode })
+    const versions = params.get("versions")
+    if (versions !== null && !/^[1-9]\d{0,5}$/.test(versions)) return bad(`versions "${versions}" is not a positive number of versions to keep`)
+    return Effect.succeed({ kind: "vault", mount: v.mount, path: v.rest, removeMode, keepVersions: versions === null ? undefined : Number(versions) })
   }
   for (const k of params.keys()) if (k !== "format" && k !== "registry") return bad(`unknown option "${k}"`)
   const format = (params.get("format") ?? (head === "stdout" ? "json" : "env")) as SinkFormat

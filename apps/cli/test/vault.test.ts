@@ -98,7 +98,8 @@ describe("gldt with Vault State and a Vault sink", () => {
     const prefix = "gldt/cli-state"
     const path = "ci/vault-e2e"
     const vaultToken = await minimalToken(prefix, path)
-    const flags = ["-f", manifest, "--state", `vault:secret/${prefix}`, "--sink", `vault:secret/${path}`, "--ca-file", sim.ca!, "--grace", "0"]
+    // The path keeps every delivery (KV keeps 10 versions unless told otherwise).
+    const flags = ["-f", manifest, "--state", `vault:secret/${prefix}`, "--sink", `vault:secret/${path}?versions=50`, "--ca-file", sim.ca!, "--grace", "0"]
     const env = { GITLAB_TOKEN: sim.pat, VAULT_ADDR: vault.addr, VAULT_TOKEN: vaultToken }
     const runs: GldtResult[] = []
     const run = async (args: string[], code = 0) => {
@@ -132,12 +133,21 @@ describe("gldt with Vault State and a Vault sink", () => {
       const token = all.get(delivered[version - 1]!)!
       expect(await sinkVersion(path, version), `version ${version}`).toEqual({ username: "eso", token: token.token })
     }
-    expect(md.custom_metadata).toMatchObject({ "gldt-gitlab-url": sim.url, "gldt-expires-at": "never", "gldt-key": "vault-e2e", "gldt-username": "eso" })
+    const last = all.get(delivered.at(-1)!)!
+    expect(md.custom_metadata).toMatchObject({
+      "gldt-gitlab-url": sim.url,
+      "gldt-expires-at": last.expiresAt ?? "never",
+      "gldt-key": "vault-e2e",
+      "gldt-username": "eso",
+    })
 
     await run(["revoke", ...flags, "--log-level", "debug"])
     expect(liveGldtTokens(await sim.tokens())).toEqual([])
     expect(await vaultRecord(prefix, "vault-e2e")).toBeUndefined()
-    expect(await sinkVersion(path)).toBeUndefined() // the latest version is deleted (history kept: remove=delete)
+    // remove=delete: the latest version is deleted (its data reads as null), the history is kept.
+    expect(await sinkVersion(path)).toBeNull()
+    const afterRevoke = (await api("GET", `secret/metadata/${path}`)) as { data: { versions: Record<string, { deletion_time: string }> } }
+    expect(afterRevoke.data.versions[String(ROTATIONS + 1)]?.deletion_time).not.toBe("")
     expect(await sinkVersion(path, 1)).toEqual({ username: "eso", token: all.get(delivered[0]!)!.token })
 
     // Secrets: the access token and every deploy-token value, nowhere but the sink's data.
@@ -242,7 +252,8 @@ describe("gldt with Vault State and a Vault sink", () => {
     const state = JSON.parse(readFileSync(`${work}/state/mix-b.json`, "utf8")) as { record: StateRecordDoc }
     expect(held).toBe(String(state.record.current!.id))
     expect((await gldt(["revoke", ...b], { cwd: work, env })).code).toBe(0)
-    expect(liveGldtTokens(await sim.tokens())).toEqual([])
+    const mine = new Set([id, Number(held)])
+    expect(liveGldtTokens(await sim.tokens()).filter((t) => mine.has(t.id))).toEqual([])
   })
 })
 
@@ -250,6 +261,7 @@ describe("bad Vault input and Vault failures: a clear error and nothing minted",
   const cases: Array<{ name: string; args: (m: string) => string[]; env?: Record<string, string | undefined>; code: number; stderr: RegExp; before?: () => Promise<void> }> = [
     { name: "a state location without a folder", args: (m) => ["-f", m, "--state", "vault:secret"], code: 2, stderr: /--state: "vault:secret" needs a KV v2 mount and a folder under it/ },
     { name: "an unknown sink option", args: (m) => ["-f", m, "--sink", "vault:secret/ci/x?remove=shred"], code: 2, stderr: /--sink: remove "shred" is not one of delete, destroy, purge/ },
+    { name: "a bad number of versions", args: (m) => ["-f", m, "--sink", "vault:secret/ci/x?versions=0"], code: 2, stderr: /--sink: versions "0" is not a positive number of versions to keep/ },
     { name: "no Vault address", args: (m) => ["-f", m, "--state", "vault:secret/gldt/bad"], env: { VAULT_ADDR: undefined }, code: 2, stderr: /set VAULT_ADDR or pass --vault-addr/ },
     { name: "no Vault token", args: (m) => ["-f", m, "--state", "vault:secret/gldt/bad"], env: { VAULT_TOKEN: undefined }, code: 2, stderr: /no Vault token; set VAULT_TOKEN/ },
     {

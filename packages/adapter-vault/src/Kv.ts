@@ -92,9 +92,16 @@ export const kv = (client: VaultClient["Service"], mount: string) => {
       return { currentVersion: typeof d?.current_version === "number" ? d.current_version : 0, versions, customMetadata: custom }
     })
 
-  /** Replaces the path's custom metadata (other metadata settings stay). */
-  const writeMetadata = (path: string, customMetadata: Readonly<Record<string, string>>): Effect.Effect<void, VaultError> =>
-    Effect.asVoid(client.request({ method: "POST", path: metadata(path), body: { custom_metadata: customMetadata }, capabilities: ["create", "update"] }))
+  /** Replaces the path's custom metadata (and sets how many versions it keeps, if given); other settings stay. */
+  const writeMetadata = (path: string, customMetadata: Readonly<Record<string, string>>, maxVersions?: number): Effect.Effect<void, VaultError> =>
+    Effect.asVoid(
+      client.request({
+        method: "POST",
+        path: metadata(path),
+        body: { custom_metadata: customMetadata, ...(maxVersions === undefined ? {} : { max_versions: maxVersions }) },
+        capabilities: ["create", "update"],
+      }),
+    )
 
   /** Soft-deletes the latest version (`vault kv undelete` brings it back). */
   const softDelete = (path: string) => Effect.asVoid(client.request({ method: "DELETE", path: data(path), capabilities: ["delete"] }))

@@ -40,6 +40,11 @@ export interface VaultSinkOptions {
   readonly path: string
   /** Default `delete`. */
   readonly removeMode?: RemoveMode | undefined
+  /**
+   * How many versions (deliveries) the path keeps, set as its `max_versions`. Default: leave the
+   * path's setting alone, i.e. the mount's (KV's own default keeps 10).
+   */
+  readonly keepVersions?: number | undefined
 }
 
 export const META = {
@@ -67,12 +72,16 @@ const make = (options: VaultSinkOptions) =>
     const store = kv(client, options.mount)
     const path = options.path.replace(/^\/+|\/+$/g, "")
     const removeMode = options.removeMode ?? "delete"
+    const keep = options.keepVersions
     const dataPath = store.dataPath(path)
     const metadataPath = store.metadataPath(path)
     const fail = (key: string) => (e: VaultError) => new SinkError({ key, message: `Vault sink ${dataPath}: ${e.message}` })
 
     const check = (key: string) =>
       Effect.gen(function* () {
+        if (keep !== undefined && (!Number.isSafeInteger(keep) || keep < 1)) {
+          return yield* Effect.fail(new SinkError({ key, message: `keepVersions must be a positive integer (got ${keep})` }))
+        }
         if (path === "") return yield* Effect.fail(new SinkError({ key, message: `the Vault sink needs a secret path under the mount (vault:${store.mount}/PATH)` }))
         yield* client.requireKv2(store.mount).pipe(Effect.mapError(fail(key)))
         const caps = yield* client.capabilities([dataPath, metadataPath]).pipe(Effect.mapError(fail(key)))
@@ -100,7 +109,7 @@ const make = (options: VaultSinkOptions) =>
           const others = Object.fromEntries(Object.entries(meta?.customMetadata ?? {}).filter(([k]) => !ownKey(k)))
           const previous = Object.fromEntries(Object.entries(meta?.customMetadata ?? {}).filter(([k]) => ownKey(k) && !k.startsWith("gldt-next-")))
           yield* store
-            .writeMetadata(path, { ...others, ...previous, [META.nextTokenId]: String(credential.tokenId), [META.nextVersion]: String(current + 1) })
+            .writeMetadata(path, { ...others, ...previous, [META.nextTokenId]: String(credential.tokenId), [META.nextVersion]: String(current + 1) }, keep)
             .pipe(Effect.mapError(fail(key)))
           const written = yield* store
             .write(path, { username: credential.username, token: revealToken(credential) }, current)
@@ -120,7 +129,7 @@ const make = (options: VaultSinkOptions) =>
               [META.username]: credential.username,
               [META.key]: key,
               [META.deliveredAt]: new Date(now).toISOString(),
-            })
+            }, keep)
             .pipe(Effect.mapError(fail(key)))
           return
         }
