@@ -1,4 +1,5 @@
 /** Flags shared by several commands, and the reading of their duration values. */
+import { type VaultFlags, vaultFlags } from "./backends.ts"
 import { formatGoDuration, DEFAULT_SUSPECT_WAIT_MS, parseGoDuration } from "@gldt/core"
 import { Effect, Option } from "effect"
 import { Argument, Flag } from "effect/cli"
@@ -14,12 +15,12 @@ export const key = Flag.String("key").pipe(
   Flag.optional,
 )
 export const stateFlag = Flag.String("state").pipe(
-  Flag.withDescription("Where State lives: file:DIR"),
+  Flag.withDescription("Where State lives: file:DIR, or vault:MOUNT/PREFIX (one KV v2 secret per key; see the --vault-* flags)"),
   Flag.withDefault("file:./.gldt/state"),
 )
 export const sinkFlag = Flag.String("sink").pipe(
   Flag.withDescription(
-    `Where the credential goes: file:PATH[?format=${SINK_FORMATS.join("|")}][&registry=HOST] or stdout[?format=…] (default file:./.gldt/<key>.env)`,
+    `Where the credential goes: file:PATH[?format=${SINK_FORMATS.join("|")}][&registry=HOST], stdout[?format=…], or vault:MOUNT/PATH[?remove=delete|destroy|purge][&versions=N] (KV v2: each delivery a version with username and token, the token id in custom metadata; versions: how many the path keeps) (default file:./.gldt/<key>.env)`,
   ),
   Flag.optional,
 )
@@ -59,8 +60,8 @@ export const suspectWait = Flag.String("suspect-wait").pipe(
 export const suspectId = Argument.Int("id").pipe(Argument.withDescription("GitLab id of the suspect token (see gldt suspects)"))
 
 /** The flags of every command that acts on a manifest. */
-export const common = { file, key, state: stateFlag, sink: sinkFlag, grace, tokenEnv, tokenFile, caFile, allowHttp, createSettle, output }
-export type Common = {
+export const common = { file, key, state: stateFlag, sink: sinkFlag, grace, tokenEnv, tokenFile, caFile, allowHttp, createSettle, output, ...vaultFlags }
+export type Common = VaultFlags & {
   readonly file: string
   readonly key: Option.Option<string>
   readonly state: string

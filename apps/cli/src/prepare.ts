@@ -1,9 +1,9 @@
 /** Reads and checks every input of a manifest command before anything touches GitLab, and builds its service layer. */
 import { mkdirSync } from "node:fs"
-import { FileSink, FileState, StdoutSink } from "@gldt/adapter-file"
 import { type Connection, DEFAULT_GRACE_MS, type GitLab, type Job, type ManifestSet, Sink, State } from "@gldt/core"
 import { layer as gitlabLayer } from "@gldt/gitlab"
 import { Clock, Effect, Layer, Option } from "effect"
+import { backendLayers } from "./backends.ts"
 import { BadInput, loadManifests, parseSinkFlag, parseStateFlag, readAccessToken, readCaFile } from "./inputs.ts"
 import { reachableKubeconfig, readTokenFromSecret } from "./kubeToken.ts"
 import { type Common, durationFlag } from "./options.ts"
@@ -68,12 +68,7 @@ export const prepare = (c: Common, options: { readonly writableSink?: boolean } 
         createSettleMs,
       },
     }
-    const stateLayer = FileState.layer({ dir: stateLoc.dir })
-    const sinkLayer =
-      sinkLoc.kind === "stdout"
-        ? StdoutSink.layer({ format: sinkLoc.format })
-        : FileSink.layer({ path: sinkLoc.path, format: sinkLoc.format, registry: sinkLoc.registry })
-    const layer = Layer.mergeAll(stateLayer, sinkLayer, gitlabLayer())
+    const layer = Layer.mergeAll(yield* backendLayers(stateLoc, sinkLoc, c), gitlabLayer())
     yield* checkTargets(k, writableSink).pipe(Effect.provide(layer))
     return { manifests, job, layer } satisfies Prepared
   })

@@ -1,8 +1,8 @@
 /** `gldt status`: what State holds, never values. */
-import { FileState } from "@gldt/adapter-file"
 import { State } from "@gldt/core"
 import { Clock, Effect, Option } from "effect"
 import { Command } from "effect/cli"
+import { stateLayer, vaultFlags } from "../backends.ts"
 import { reportingFailures } from "../errors.ts"
 import { parseStateFlag } from "../inputs.ts"
 import { key, output, stateFlag } from "../options.ts"
@@ -14,6 +14,7 @@ export const status = Command.make(
     state: stateFlag,
     key,
     output,
+    ...vaultFlags,
   },
   Effect.fn(function* (c) {
     const loc = yield* parseStateFlag(c.state)
@@ -27,9 +28,9 @@ export const status = Command.make(
         if (Option.isSome(v)) out.push(v.value.record)
       }
       return out
-    }).pipe(Effect.provide(FileState.layer({ dir: loc.dir })))
+    }).pipe(Effect.provide(yield* stateLayer(loc, c)))
     if (c.output === "json") printJson({ command: "status", records })
-    else if (records.length === 0) printText(`no state in ${loc.dir}`)
+    else if (records.length === 0) printText(`no state in ${loc.kind === "file" ? loc.dir : `vault:${loc.mount}/${loc.prefix}`}`)
     else for (const r of records) for (const line of describeRecord(r, now)) printText(line)
   }, reportingFailures),
 ).pipe(Command.withDescription("Show what State holds: token ids, usernames, ages, expiries, pending revocations, suspects (never values)"))

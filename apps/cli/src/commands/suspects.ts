@@ -1,9 +1,9 @@
 /** `gldt suspects [revoke ID | forget ID]`: look-alike tokens gldt cannot prove it made, for a person to decide. */
-import { FileState } from "@gldt/adapter-file"
 import { forgetSuspect, listSuspects, revokeSuspect } from "@gldt/core"
 import { Clock, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
 import { reportingFailures } from "../errors.ts"
+import { stateLayer, vaultFlags } from "../backends.ts"
 import { BadInput, parseStateFlag } from "../inputs.ts"
 import { common, key, output, stateFlag, suspectId } from "../options.ts"
 import { describeSuspects, printJson, printText, progress } from "../output.ts"
@@ -31,12 +31,13 @@ const suspectsForget = Command.make(
     key: Flag.String("key").pipe(Flag.withDescription("State key the suspect belongs to (gldt suspects shows it)")),
     id: suspectId,
     output,
+    ...vaultFlags,
   },
   Effect.fn(function* (c) {
     const loc = yield* parseStateFlag(c.state)
     yield* forgetSuspect(c.key, c.id).pipe(
       Effect.mapError((e) => (e._tag === "LifecycleError" ? new BadInput({ problems: [e.message] }) : e)),
-      Effect.provide(FileState.layer({ dir: loc.dir })),
+      Effect.provide(yield* stateLayer(loc, c)),
     )
     if (c.output === "json") printJson({ command: "suspects forget", key: c.key, ok: true, forgotten: c.id })
     else printText(`forgot suspect ${c.id} of ${c.key}; it is left as it is in GitLab`)
@@ -45,11 +46,11 @@ const suspectsForget = Command.make(
 
 export const suspects = Command.make(
   "suspects",
-  { state: stateFlag, key, output },
+  { state: stateFlag, key, output, ...vaultFlags },
   Effect.fn(function* (c) {
     const loc = yield* parseStateFlag(c.state)
     const now = yield* Clock.currentTimeMillis
-    const listing = yield* listSuspects(Option.getOrUndefined(c.key)).pipe(Effect.provide(FileState.layer({ dir: loc.dir })))
+    const listing = yield* listSuspects(Option.getOrUndefined(c.key)).pipe(Effect.provide(yield* stateLayer(loc, c)))
     if (c.output === "json") {
       printJson({ command: "suspects", suspects: listing.map(({ key: k, suspect }) => ({ key: k, ...suspect })) })
     } else for (const line of describeSuspects(listing, now)) printText(line)
