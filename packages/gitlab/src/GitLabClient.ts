@@ -172,7 +172,7 @@ export const layerNoTransport = (options?: GitLabClientOptions): Layer.Layer<Git
     }),
   )
 
-/** The GitLab service on `node:http`/`node:https` (an agent per distinct `caPem`). */
+/** The GitLab service on undici's fetch (a dispatcher per distinct `caPem`). */
 export const layer = (options?: GitLabClientOptions): Layer.Layer<GitLab> => layerNoTransport(options).pipe(Layer.provide(layerNode))
 
 const makeService = (opts: ResolvedOptions, transport: GitLabTransport["Service"]): GitLab["Service"] => {

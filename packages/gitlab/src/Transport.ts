@@ -1,16 +1,14 @@
 /**
  * Where HTTP requests go. The GitLab layer asks the transport for one `HttpClient` per connection's
- * CA bundle; the default transport runs on `node:http`/`node:https`, so tests can point it at an
- * in-process server (plain http with `allowHttp`, or https with the server's CA).
+ * CA bundle; the default transport is fetch from `undici` with one dispatcher per CA bundle, so
+ * tests can point it at an in-process server (plain http with `allowHttp`, or https with the
+ * server's CA).
  */
-import * as http from "node:http"
-import * as https from "node:https"
 import type * as net from "node:net"
-import type * as stream from "node:stream"
 import * as tls from "node:tls"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Context, Effect, Layer } from "effect"
-import { HttpClient } from "effect/http"
+import { Context, Effect, Layer, Option } from "effect"
+import { FetchHttpClient, HttpClient } from "effect/http"
+import { Agent, buildConnector, fetch as undiciFetch } from "undici"
 
 export interface GitLabTransportShape {
   /**
@@ -23,38 +21,33 @@ export interface GitLabTransportShape {
 export class GitLabTransport extends Context.Service<GitLabTransport, GitLabTransportShape>()("@gldt/gitlab/GitLabTransport") {}
 
 /**
- * Set on every error a socket of `layerNode` emits: whether the request could already have been
- * written, i.e. the connection was established (TCP connected; for https, the TLS handshake done).
- * Before that no byte of the request can have reached the server. Only `false` lets a failed
- * create count as "not sent".
+ * Set on every error the default transport's connections produce: whether the request could
+ * already have been written, i.e. the connection was established (TCP connected; for https, the
+ * TLS handshake done). Before that no byte of the request can have reached the server. Only `false`
+ * lets a failed create count as "not sent".
  */
 export const REQUEST_WRITABLE = "gldtRequestWritable"
 
-const marking = <S extends stream.Duplex | null | undefined>(socket: S, readyEvent: "connect" | "secureConnect"): S => {
-  if (socket === null || socket === undefined) return socket
-  const s = socket as unknown as net.Socket
-  let ready = false
-  s.once(readyEvent, () => {
-    ready = true
-  })
-  // Registered first, so the mark is on the error before the request sees it.
-  s.prependListener("error", (e: unknown) => {
-    // Not `bytesWritten`: it counts bytes still queued on a socket that never connected.
-    if (typeof e === "object" && e !== null) Object.assign(e, { [REQUEST_WRITABLE]: ready })
-  })
-  return socket
+const mark = (error: unknown, writable: boolean): void => {
+  if (typeof error === "object" && error !== null) Object.assign(error, { [REQUEST_WRITABLE]: writable })
 }
 
-class MarkingHttpAgent extends http.Agent {
-  override createConnection(options: http.ClientRequestArgs, callback?: (err: Error | null, stream: stream.Duplex) => void) {
-    return marking(super.createConnection(options, callback), "connect")
-  }
-}
-
-class MarkingHttpsAgent extends https.Agent {
-  override createConnection(options: http.ClientRequestArgs, callback?: (err: Error | null, stream: stream.Duplex) => void) {
-    return marking(super.createConnection(options, callback), "secureConnect")
-  }
+/**
+ * undici's own connector, with errors marked: a failure to connect (resolve, refuse, TLS handshake)
+ * is not writable; an error of an established socket is.
+ */
+const markingConnector = (options: buildConnector.BuildOptions): buildConnector.connector => {
+  const connect = buildConnector(options)
+  return (opts, callback) =>
+    connect(opts, (error: Error | null, socket: net.Socket | tls.TLSSocket | null) => {
+      if (error !== null || socket === null) {
+        mark(error, false)
+        return callback(error ?? new Error("connection failed"), null)
+      }
+      // Registered first, so the mark is on the error before undici sees it.
+      socket.prependListener("error", (e: unknown) => mark(e, true))
+      return callback(null, socket)
+    })
 }
 
 /** The CAs Node trusts by default (bundled, plus NODE_EXTRA_CA_CERTS and the system store when enabled). */
@@ -62,39 +55,48 @@ const defaultCas = (): ReadonlyArray<string> =>
   typeof tls.getCACertificates === "function" ? tls.getCACertificates("default") : tls.rootCertificates
 
 /**
- * `node:http`/`node:https` with one agent pair per distinct CA bundle, created on first use and
- * destroyed when the layer closes. Redirects are never followed here. Socket errors are marked with
- * whether the request could already have been written (`REQUEST_WRITABLE`). Connections are not kept
- * alive: a POST therefore never rides on an idle socket the server may already have closed, which
- * would turn into a reset that looks like a lost answer.
+ * undici's fetch with one dispatcher per distinct CA bundle, created on first use and closed when
+ * the layer closes. Redirects are never followed here (the GitLab layer asks for
+ * `redirect: "manual"`). Connection errors are marked with whether the request could already have
+ * been written (`REQUEST_WRITABLE`). Connections are not kept alive (`pipelining: 0`): a POST
+ * therefore never rides on an idle socket the server may already have closed, which would turn into
+ * a reset that looks like a lost answer. undici is used rather than `@effect/platform-node`, whose
+ * non-optional `redis` peer would be installed into every consumer.
  */
 export const layerNode: Layer.Layer<GitLabTransport> = Layer.effect(
   GitLabTransport,
   Effect.gen(function* () {
+    const base: HttpClient.HttpClient = yield* Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer)
     const clients = new Map<string, HttpClient.HttpClient>()
-    const agents: Array<http.Agent> = []
+    const dispatchers: Array<Agent> = []
     yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        for (const agent of agents) agent.destroy()
-        agents.length = 0
+      Effect.promise(() => {
         clients.clear()
+        return Promise.allSettled(dispatchers.splice(0).map((d) => d.destroy()))
       }),
     )
     return GitLabTransport.of({
       client: (caPem) =>
-        Effect.suspend(() => {
+        Effect.sync((): HttpClient.HttpClient => {
           const key = caPem ?? ""
           const cached = clients.get(key)
-          if (cached !== undefined) return Effect.succeed(cached)
-          const pair = {
-            http: new MarkingHttpAgent({ keepAlive: false }),
-            https: new MarkingHttpsAgent(caPem === undefined ? { keepAlive: false } : { keepAlive: false, ca: [...defaultCas(), caPem] }),
-          }
-          agents.push(pair.http, pair.https)
-          return NodeHttpClient.makeNodeHttp.pipe(
-            Effect.provideService(NodeHttpClient.HttpAgent, pair),
-            Effect.tap((client) => Effect.sync(() => clients.set(key, client))),
+          if (cached !== undefined) return cached
+          const dispatcher = new Agent({ pipelining: 0, connect: markingConnector(caPem === undefined ? {} : { ca: [...defaultCas(), caPem] }) })
+          dispatchers.push(dispatcher)
+          const client = HttpClient.transform(base, (effect) =>
+            Effect.flatMap(Effect.serviceOption(FetchHttpClient.RequestInit), (init) =>
+              effect.pipe(
+                Effect.provideService(FetchHttpClient.Fetch, undiciFetch as unknown as typeof globalThis.fetch),
+                Effect.provideService(FetchHttpClient.RequestInit, {
+                  ...Option.getOrElse(init, () => ({})),
+                  dispatcher,
+                  // undici 8's dispatcher type differs from the one @types/node's RequestInit names.
+                } as unknown as globalThis.RequestInit),
+              ),
+            ),
           )
+          clients.set(key, client)
+          return client
         }),
     })
   }),
