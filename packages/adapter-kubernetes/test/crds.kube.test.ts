@@ -143,7 +143,7 @@ describe.concurrent("GitlabDeployToken validation (kubectl apply is refused, nam
 describe.concurrent("ClusterGenerator", () => {
   const cluster = (name: string, spec: Json) => ({ apiVersion: "generators.external-secrets.io/v1alpha1", kind: "ClusterGenerator", metadata: { name }, spec })
 
-  it("accepts a GitlabDeployToken generator (ESO §2.9 shape) and validates its spec with the same rules", async () => {
+  it("accepts a GitlabDeployToken generator (ESO's documented shape) and validates its spec with the same rules", async () => {
     const ok = await apply(cluster("gitlab-ok", { kind: "GitlabDeployToken", generator: { gitlabDeployTokenSpec: validSpec } }))
     expect(ok.code, ok.stderr).toBe(0)
     const both = await apply(cluster("gitlab-both", { kind: "GitlabDeployToken", generator: { gitlabDeployTokenSpec: { ...validSpec, groupID: "7" } } }))

@@ -1,7 +1,6 @@
 /**
- * Conformance with §10 "Simulator contract" of
- * shared/reference/gitlab-deploy-token-api.md, one describe block per row,
- * all through real HTTP against the in-process server.
+ * Conformance with the simulator's contract (../CONTRACT.md): one test per numbered row, named
+ * `row N: …`, all through real HTTP against the in-process server.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { basic, call, createToken, type Fixture, gitProbe, jwtProbe, NOW, setup } from "./helpers.ts"
