@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs"
 import { homedir } from "node:os"
 import { join } from "node:path"
-import type { SecretKeyRef } from "@gldt/core"
+import type { SecretKeyRef } from "@gldt/core/Spec"
 import { Effect, Redacted, Schema } from "effect"
 import { BadInput } from "./inputs.ts"
 

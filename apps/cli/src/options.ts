@@ -1,6 +1,7 @@
 /** Flags shared by several commands, and the reading of their duration values. */
 import { type VaultFlags, vaultFlags } from "./backends.ts"
-import { formatGoDuration, DEFAULT_SUSPECT_WAIT_MS, parseGoDuration } from "@gldt/core"
+import { formatGoDuration, parseGoDuration } from "@gldt/core/GoDuration"
+import { DEFAULT_SUSPECT_WAIT_MS } from "@gldt/core/Lifecycle"
 import { Effect, Option } from "effect"
 import { Argument, Flag } from "effect/cli"
 import { BadInput, SINK_FORMATS } from "./inputs.ts"

@@ -1,6 +1,8 @@
 /** What the CLI prints: text for people (progress on a terminal), one JSON document per command for scripts. */
-import type { Report, StateRecord, SuspectListing } from "@gldt/core"
-import { formatGoDuration, meansNoExpiry } from "@gldt/core"
+import type { Report, SuspectListing } from "@gldt/core/Lifecycle"
+import type { StateRecord } from "@gldt/core/State"
+import { meansNoExpiry } from "@gldt/core/Fingerprint"
+import { formatGoDuration } from "@gldt/core/GoDuration"
 
 export type OutputMode = "text" | "json"
 

@@ -1,5 +1,5 @@
 /** Prints a lifecycle Report and turns what it left undone into the command's failure. */
-import type { Report } from "@gldt/core"
+import type { Report } from "@gldt/core/Lifecycle"
 import { Clock, Effect } from "effect"
 import { CreateUnsettled, RevokeFailed } from "./errors.ts"
 import type { Common } from "./options.ts"

@@ -13,7 +13,8 @@
  */
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { type Credential, type Held, Sink, SinkError } from "@gldt/core"
+import { SinkError } from "@gldt/core/Errors"
+import { type Credential, type Held, Sink } from "@gldt/core/Sink"
 import { Clock, Effect, Layer, Schema } from "effect"
 import { defaultRegistry, type Format, FormatProblem, render } from "./Format.ts"
 import { describeError, errnoOf, fsyncDir, randomSuffix, readIfExists, sha256, unlinkIfExists, writeAtomic } from "./internal/fs.ts"
@@ -33,12 +34,6 @@ export interface FileSinkOptions {
   readonly adopt?: boolean | undefined
 }
 
-export interface StdoutSinkOptions {
-  readonly format: Format
-  readonly registry?: string | undefined
-  /** Where the text goes; default process.stdout (waits until it is flushed). */
-  readonly write?: ((text: string) => void | Promise<void>) | undefined
-}
 
 const Entry = Schema.Struct({ tokenId: Schema.Int, sha256: Schema.String })
 
@@ -115,7 +110,8 @@ const probeFile = async (file: string, what: string): Promise<"missing" | "file"
   return kind
 }
 
-const makeFileSink = (options: FileSinkOptions) =>
+/** The sink service itself, for embedding without a Layer. */
+export const make = (options: FileSinkOptions) =>
   Effect.sync(() => {
     const file = path.resolve(options.path)
     const sidecarFile = sidecarPathFor(file)
@@ -219,43 +215,5 @@ const makeFileSink = (options: FileSinkOptions) =>
     return Sink.of({ check, deliver, inspect, remove })
   })
 
-const stdoutWrite = (text: string): Promise<void> =>
-  new Promise((resolve, reject) => {
-    process.stdout.write(text, (e) => (e ? reject(e) : resolve()))
-  })
-
-const makeStdoutSink = (options: StdoutSinkOptions) =>
-  Effect.sync(() => {
-    const write = options.write ?? stdoutWrite
-    return Sink.of({
-      check: () => Effect.void,
-      deliver: (key, credential) =>
-        Effect.try({
-          try: () => render(options.format, credential, { registry: options.registry }),
-          catch: (e) => new SinkError({ key, message: `cannot write the credential as ${options.format}: ${describeError(e)}` }),
-        }).pipe(
-          Effect.flatMap((text) =>
-            Effect.tryPromise({
-              try: async () => {
-                await write(text)
-              },
-              catch: (e) => new SinkError({ key, message: `cannot write to stdout: ${describeError(e)}` }),
-            }),
-          ),
-        ),
-      inspect: () => Effect.succeed<Held>({ _tag: "Unknown" }),
-      remove: () => Effect.void,
-    })
-  })
-
-export const FileSink = {
-  /** `Sink` writing the credential to `options.path` in `options.format`, with a sidecar `<path>.gldt.json`. */
-  layer: (options: FileSinkOptions): Layer.Layer<Sink> => Layer.effect(Sink, makeFileSink(options)),
-  make: makeFileSink,
-} as const
-
-export const StdoutSink = {
-  /** `Sink` printing the credential; `check` always succeeds and `inspect` is `Unknown`. */
-  layer: (options: StdoutSinkOptions): Layer.Layer<Sink> => Layer.effect(Sink, makeStdoutSink(options)),
-  make: makeStdoutSink,
-} as const
+/** `Sink` writing the credential to `options.path` in `options.format`, with a sidecar `<path>.gldt.json`. */
+export const layer = (options: FileSinkOptions): Layer.Layer<Sink> => Layer.effect(Sink, make(options))

@@ -9,10 +9,12 @@
  */
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { State, StateBusy, StateConflict, StateError, StateRecord } from "@gldt/core"
+import { StateBusy, StateConflict, StateError } from "@gldt/core/Errors"
+import { State, StateRecord } from "@gldt/core/State"
 import { Effect, Layer, Option, Schema } from "effect"
 import { withLockFile, type LockTiming } from "./internal/effectLock.ts"
-import { describeError, ensureDir, errnoOf, fsyncDir, readIfExists, sha256, unlinkIfExists, writeAtomic } from "./internal/fs.ts"
+import { fileStem, keyOfStem } from "./internal/stem.ts"
+import { describeError, ensureDir, errnoOf, fsyncDir, readIfExists, unlinkIfExists, writeAtomic } from "./internal/fs.ts"
 
 export interface FileStateOptions {
   /** Directory holding one document per key; created with mode 0700 if missing. */
@@ -27,49 +29,12 @@ export interface FileStateOptions {
 export const StateDocument = Schema.Struct({ version: Schema.Int, record: StateRecord })
 export type StateDocument = typeof StateDocument.Type
 
-/** Longest escaped key used verbatim as a file name; longer keys are shortened and hashed. */
-const MAX_NAME = 200
-
-const LITERAL = /^[a-z0-9_-]$/
-
-/**
- * The file-name stem for a key: bytes other than `[a-z0-9_-]` become `%XX` (upper-case hex), so
- * names are readable for usual keys, reversible, free of `.` and `/`, and distinct even on
- * case-insensitive file systems. A stem over 200 characters (or an empty one) is cut and suffixed with
- * `~` and 16 hex digits of the key's SHA-256 (`~` never occurs in an escaped key).
- */
-export const fileStem = (key: string): string => {
-  let out = ""
-  for (const byte of new TextEncoder().encode(key)) {
-    const ch = String.fromCharCode(byte)
-    out += byte < 0x80 && LITERAL.test(ch) ? ch : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`
-  }
-  if (out.length > 0 && out.length <= MAX_NAME) return out
-  // Do not cut an escape in half.
-  const cut = out.slice(0, 180).replace(/%[0-9A-F]?$/, "")
-  return `${cut}~${sha256(key).slice(0, 16)}`
-}
-
-/** The key of a verbatim stem, or undefined for a shortened (hashed) one. */
-export const keyOfStem = (stem: string): string | undefined => {
-  if (stem.includes("~")) return undefined
-  const bytes: number[] = []
-  for (let i = 0; i < stem.length; i++) {
-    if (stem[i] === "%") {
-      bytes.push(Number.parseInt(stem.slice(i + 1, i + 3), 16))
-      i += 2
-    } else {
-      bytes.push(stem.charCodeAt(i))
-    }
-  }
-  return new TextDecoder("utf-8", { fatal: true }).decode(new Uint8Array(bytes))
-}
-
 const STATE_FILE = /^((?:[a-z0-9_-]|%[0-9A-F]{2})*(?:~[0-9a-f]{16})?)\.json$/
 
 const UNREADABLE_HINT = "fix or move it away — gldt never overwrites a state file it cannot read"
 
-const make = (options: FileStateOptions) =>
+/** The state service itself, for embedding without a Layer. */
+export const make = (options: FileStateOptions) =>
   Effect.sync(() => {
     const dir = path.resolve(options.dir)
     const timing: LockTiming = { timeoutMs: options.lockTimeoutMs ?? 30_000, pollMs: options.lockPollMs ?? 100 }
@@ -220,9 +185,5 @@ const make = (options: FileStateOptions) =>
     })
   })
 
-export const FileState = {
-  /** `State` backed by one JSON document per key in `options.dir`. */
-  layer: (options: FileStateOptions): Layer.Layer<State> => Layer.effect(State, make(options)),
-  /** The state service itself, for embedding without a Layer. */
-  make,
-} as const
+/** `State` backed by one JSON document per key in `options.dir`. */
+export const layer = (options: FileStateOptions): Layer.Layer<State> => Layer.effect(State, make(options))

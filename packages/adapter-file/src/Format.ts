@@ -1,7 +1,7 @@
 /**
  * How a credential is written: the exact bytes of each format. Pure functions; no I/O.
  */
-import { type Credential, revealToken } from "@gldt/core"
+import { type Credential, revealToken } from "@gldt/core/Sink"
 
 export const FORMATS = ["env", "json", "dockerconfigjson", "netrc", "raw"] as const
 export type Format = (typeof FORMATS)[number]

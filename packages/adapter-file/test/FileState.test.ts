@@ -1,9 +1,10 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { emptyRecord, type State, type StateRecord } from "@gldt/core"
+import { emptyRecord, type State, type StateRecord } from "@gldt/core/State"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Option } from "effect"
-import { FileState, fileStem, keyOfStem } from "../src/FileState.ts"
+import * as FileState from "../src/FileState.ts"
+import { fileStem, keyOfStem } from "../src/internal/stem.ts"
 import { modeOf, tempDir } from "./helpers.ts"
 
 const KEY = "default/gitlab-deploy-token"

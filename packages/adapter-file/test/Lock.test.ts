@@ -4,7 +4,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
-import { FileState } from "../src/FileState.ts"
+import * as FileState from "../src/FileState.ts"
 import { release, tryAcquire } from "../src/internal/lock.ts"
 import { runWorker, startWorker, tempDir } from "./helpers.ts"
 

@@ -9,7 +9,8 @@
  * `crdFiles()` renders them as the YAML committed under `apps/controller/crds/`
  * (`scripts/gen-crds.ts` writes them; a test fails when the committed files differ).
  */
-import { type OpenApiSchema, specOpenApiSchema, StateRecord } from "@gldt/core"
+import { type OpenApiSchema, specOpenApiSchema } from "@gldt/core/SpecSchema"
+import { StateRecord } from "@gldt/core/State"
 import { stringify } from "yaml"
 import { openApiOf } from "./OpenApi.ts"
 

@@ -10,7 +10,8 @@
  * apiserver with a dry-run write of the Secret filled with placeholder values (RBAC, admission, the
  * Secret type's own validation).
  */
-import { type Credential, type Held, revealToken, Sink, SinkError } from "@gldt/core"
+import { SinkError } from "@gldt/core/Errors"
+import { type Credential, type Held, revealToken, Sink } from "@gldt/core/Sink"
 import { CoreV1Api, type KubeConfig, type V1Secret } from "@kubernetes/client-node"
 import { Effect, Layer } from "effect"
 import { type KubeCallError, kubeCall, type Owner, orNotFound } from "./internal/kube.ts"
@@ -50,7 +51,8 @@ const ATTEMPTS = 4
 const scrub = (message: string, secrets: ReadonlyArray<string>): string =>
   secrets.filter((s) => s.length >= 4).reduce((m, s) => m.split(s).join("[redacted]"), message)
 
-const make = (options: KubeSinkOptions) =>
+/** The sink service itself, for embedding without a Layer. */
+export const make = (options: KubeSinkOptions) =>
   Effect.sync(() => {
     const api = options.kubeConfig.makeApiClient(CoreV1Api)
     const { namespace, owner } = options
@@ -178,11 +180,8 @@ const make = (options: KubeSinkOptions) =>
     return Sink.of({ check, deliver, inspect, remove })
   })
 
-export const KubeSink = {
-  /** `Sink` writing the ExternalSecret's target Secret (see the module comment and README). */
-  layer: (options: KubeSinkOptions): Layer.Layer<Sink> => Layer.effect(Sink, make(options)),
-  /** The sink service itself, for embedding without a Layer. */
-  make,
-  /** Validates a target (and its template) without any API call: the problems, each naming the field. */
-  validateTarget: (target: Target): ReadonlyArray<string> => compileTarget(target).problems,
-} as const
+/** `Sink` writing the ExternalSecret's target Secret (see the module comment and README). */
+export const layer = (options: KubeSinkOptions): Layer.Layer<Sink> => Layer.effect(Sink, make(options))
+
+/** Validates a target (and its template) without any API call: the problems, each naming the field. */
+export const validateTarget = (target: Target): ReadonlyArray<string> => compileTarget(target).problems

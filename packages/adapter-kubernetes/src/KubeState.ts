@@ -18,7 +18,8 @@
  * token record. While an object is Terminating, saves that would start a new mint are refused.
  * `withLock` takes no lock: the controller's leader election is the lock, compare-and-set the guard.
  */
-import { State, StateConflict, StateError, StateRecord } from "@gldt/core"
+import { StateConflict, StateError } from "@gldt/core/Errors"
+import { State, StateRecord } from "@gldt/core/State"
 import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node"
 import { Effect, Layer, Option, Schema } from "effect"
 import { STATE_GROUP, STATE_KIND, STATE_PLURAL, STATE_VERSION } from "./Crds.ts"
@@ -98,7 +99,8 @@ const heldTokens = (r: StateRecord): ReadonlyArray<string> => [
 
 const decodeRecord = Schema.decodeUnknownEffect(StateRecord)
 
-const make = (options: KubeStateOptions) =>
+/** The state service itself, for embedding without a Layer. */
+export const make = (options: KubeStateOptions) =>
   Effect.sync(() => {
     const api = options.kubeConfig.makeApiClient(CustomObjectsApi)
     const { namespace, owner } = options
@@ -291,10 +293,8 @@ const make = (options: KubeStateOptions) =>
     })
   })
 
-export const KubeState = {
-  /** `State` backed by one GitlabDeployTokenState object per key in `options.namespace`. */
-  layer: (options: KubeStateOptions): Layer.Layer<State> => Layer.effect(State, make(options)),
-  /** The state service itself, for embedding without a Layer. */
-  make,
-  objectName: stateObjectName,
-} as const
+/** `State` backed by one GitlabDeployTokenState object per key in `options.namespace`. */
+export const layer = (options: KubeStateOptions): Layer.Layer<State> => Layer.effect(State, make(options))
+
+/** The state object's name for a key (see the README). */
+export const objectName = (key: string): string => stateObjectName(key)

@@ -12,7 +12,7 @@
  * core that cannot be expressed fails the generator instead of producing a wrong CRD.
  */
 import { SchemaAST } from "effect"
-import type { OpenApiSchema } from "@gldt/core"
+import type { OpenApiSchema } from "@gldt/core/SpecSchema"
 
 const fail = (path: string, what: string): never => {
   throw new Error(`cannot express ${what} at ${path || "<root>"} as a structural OpenAPI schema`)

@@ -1,7 +1,10 @@
-export * from "./Crds.ts"
-export type { KubeCallError, Owner, OwnerReference } from "./internal/kube.ts"
-export * from "./KubeSink.ts"
-export * from "./KubeState.ts"
-export * from "./OpenApi.ts"
-export * from "./Target.ts"
-export * from "./Template.ts"
+/**
+ * @gldt/adapter-kubernetes: `@gldt/core`'s State and Sink services on Kubernetes, and the CRDs.
+ * `KubeState` and `KubeSink` each have `layer(options)` and `make(options)`.
+ */
+export * as Crds from "./Crds.ts"
+export * as KubeSink from "./KubeSink.ts"
+export * as KubeState from "./KubeState.ts"
+export * as OpenApi from "./OpenApi.ts"
+export * as Target from "./Target.ts"
+export * as Template from "./Template.ts"

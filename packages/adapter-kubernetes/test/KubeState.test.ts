@@ -1,9 +1,11 @@
 /** KubeState on a real kube-apiserver (+ kube-controller-manager for garbage collection). */
-import { emptyRecord, State, type StateConflict, type StateError, type StateRecord, type TokenRecord } from "@gldt/core"
+import type { StateConflict, StateError } from "@gldt/core/Errors"
+import { emptyRecord, State, type StateRecord, type TokenRecord } from "@gldt/core/State"
 import type { Kube } from "@gldt/testenv"
 import { Effect, Option, type Result } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { KubeState, keyHashLabel, STATE_FINALIZER, stateObjectName } from "../src/KubeState.ts"
+import * as KubeState from "../src/KubeState.ts"
+import { keyHashLabel, STATE_FINALIZER, stateObjectName } from "../src/KubeState.ts"
 import type { Owner } from "../src/internal/kube.ts"
 import { createExternalSecret, eventually, getIfExists, getJson, type Json, kubeConfigOf, startCluster } from "./helpers.ts"
 

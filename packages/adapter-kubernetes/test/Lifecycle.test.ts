@@ -2,12 +2,14 @@
  * End to end: core's reconcile / rotate / revokeAll over KubeState + KubeSink, the real GitLab client
  * and the in-process simulator, on a real kube-apiserver.
  */
-import { type Job, reconcile, revokeAll, rotate, State } from "@gldt/core"
-import { layer as gitlabLayer } from "@gldt/gitlab"
+import { type Job, reconcile, revokeAll, rotate } from "@gldt/core/Lifecycle"
+import { State } from "@gldt/core/State"
+import { layer as gitlabLayer } from "@gldt/gitlab/GitLabClient"
 import { Effect, Layer, Logger, Option } from "effect"
 import { describe, expect, it } from "vitest"
-import { KubeSink } from "../src/KubeSink.ts"
-import { KubeState, STATE_FINALIZER, stateObjectName } from "../src/KubeState.ts"
+import * as KubeSink from "../src/KubeSink.ts"
+import * as KubeState from "../src/KubeState.ts"
+import { STATE_FINALIZER, stateObjectName } from "../src/KubeState.ts"
 import type { Owner } from "../src/internal/kube.ts"
 import type { Target } from "../src/Target.ts"
 import { jobFor, useClusterAndGitLab } from "./gitlab.ts"

@@ -1,5 +1,6 @@
 /** The in-process GitLab simulator with one project and a Maintainer's access token, and a Job for it. */
-import { type DeployTokenSpec, type Job, type Policy, validateSpec } from "@gldt/core"
+import type { Job, Policy } from "@gldt/core/Lifecycle"
+import { type DeployTokenSpec, validateSpec } from "@gldt/core/Spec"
 import { type Simulator, startSimulator } from "@gldt/gitlab-sim"
 import type { Kube } from "@gldt/testenv"
 import { Redacted } from "effect"

@@ -45,42 +45,43 @@ export class MemorySink extends Context.Service<
     /** Makes `check` and `deliver` fail for a key (an unwritable target). */
     readonly broken: Set<string>
   }
->()("@gldt/core/MemorySink") {
-  static readonly layer = Layer.effect(
-    MemorySink,
-    Effect.sync(() => MemorySink.of({ history: [], values: new Map(), broken: new Set() })),
-  )
+>()("@gldt/core/MemorySink") {}
 
-  static readonly sinkLayer = Layer.effect(
-    Sink,
-    Effect.gen(function* () {
-      const mem = yield* MemorySink
-      const guard = (key: string) =>
-        mem.broken.has(key) ? Effect.fail(new SinkError({ key, message: "target is not writable (test)" })) : Effect.void
-      return Sink.of({
-        check: guard,
-        deliver: (key, credential) =>
-          Effect.gen(function* () {
-            yield* guard(key)
-            mem.values.set(key, credential)
-            mem.history.push({ key, tokenId: credential.tokenId, at: yield* Clock.currentTimeMillis })
+const memorySink = Layer.effect(
+  MemorySink,
+  Effect.sync(() => MemorySink.of({ history: [], values: new Map(), broken: new Set() })),
+)
+
+/** In-memory backend for tests and single-process embedding; `MemorySink` in context shows what it holds. */
+export const layerMemory: Layer.Layer<Sink | MemorySink> = Layer.effect(
+  Sink,
+  Effect.gen(function* () {
+    const mem = yield* MemorySink
+    const guard = (key: string) =>
+      mem.broken.has(key) ? Effect.fail(new SinkError({ key, message: "target is not writable (test)" })) : Effect.void
+    return Sink.of({
+      check: guard,
+      deliver: (key, credential) =>
+        Effect.gen(function* () {
+          yield* guard(key)
+          mem.values.set(key, credential)
+          mem.history.push({ key, tokenId: credential.tokenId, at: yield* Clock.currentTimeMillis })
+        }),
+      inspect: (key) =>
+        Effect.sync(() =>
+          Option.match(Option.fromNullishOr(mem.values.get(key)), {
+            onNone: (): Held => ({ _tag: "Empty" }),
+            onSome: (c): Held => ({ _tag: "Holds", tokenId: c.tokenId }),
           }),
-        inspect: (key) =>
-          Effect.sync(() =>
-            Option.match(Option.fromNullishOr(mem.values.get(key)), {
-              onNone: (): Held => ({ _tag: "Empty" }),
-              onSome: (c): Held => ({ _tag: "Holds", tokenId: c.tokenId }),
-            }),
-          ),
-        remove: (key) =>
-          Effect.gen(function* () {
-            mem.values.delete(key)
-            mem.history.push({ key, tokenId: 0, at: yield* Clock.currentTimeMillis })
-          }),
-      })
-    }),
-  ).pipe(Layer.provideMerge(MemorySink.layer))
-}
+        ),
+      remove: (key) =>
+        Effect.gen(function* () {
+          mem.values.delete(key)
+          mem.history.push({ key, tokenId: 0, at: yield* Clock.currentTimeMillis })
+        }),
+    })
+  }),
+).pipe(Layer.provideMerge(memorySink))
 
 /** Reveals the secret only where a sink must write it. */
 export const revealToken = (c: Credential): string => Redacted.value(c.token)

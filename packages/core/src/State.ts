@@ -119,42 +119,42 @@ export class State extends Context.Service<
      */
     withLock<A, E, R>(key: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | StateBusy | StateError, R>
   }
->()("@gldt/core/State") {
-  /** In-memory backend for tests and single-process embedding. */
-  static readonly layerMemory = Layer.effect(
-    State,
-    Effect.gen(function* () {
-      const store = new Map<string, Versioned>()
-      const locks = new Map<string, Semaphore.Semaphore>()
-      let counter = 0
-      const lockFor = (key: string) => {
-        let lock = locks.get(key)
-        if (lock === undefined) {
-          lock = Semaphore.makeUnsafe(1)
-          locks.set(key, lock)
-        }
-        return lock
+>()("@gldt/core/State") {}
+
+/** In-memory backend for tests and single-process embedding. */
+export const layerMemory: Layer.Layer<State> = Layer.effect(
+  State,
+  Effect.gen(function* () {
+    const store = new Map<string, Versioned>()
+    const locks = new Map<string, Semaphore.Semaphore>()
+    let counter = 0
+    const lockFor = (key: string) => {
+      let lock = locks.get(key)
+      if (lock === undefined) {
+        lock = Semaphore.makeUnsafe(1)
+        locks.set(key, lock)
       }
-      return State.of({
-        load: (key) => Effect.sync(() => Option.fromNullishOr(store.get(key))),
-        save: (key, record, expected) =>
-          Effect.suspend(() => {
-            const now = store.get(key)
-            if ((now?.version ?? null) !== expected) return Effect.fail(new StateConflict({ key }))
-            const version = String(++counter)
-            // Copy through JSON, as a real backend would, so callers cannot alias stored state.
-            store.set(key, { record: JSON.parse(JSON.stringify(record)), version })
-            return Effect.succeed(version)
-          }),
-        remove: (key, expected) =>
-          Effect.suspend(() => {
-            if (store.get(key)?.version !== expected) return Effect.fail(new StateConflict({ key }))
-            store.delete(key)
-            return Effect.void
-          }),
-        list: () => Effect.sync(() => [...store.keys()].sort()),
-        withLock: (key, effect) => lockFor(key).withPermits(1)(effect),
-      })
-    }),
-  )
-}
+      return lock
+    }
+    return State.of({
+      load: (key) => Effect.sync(() => Option.fromNullishOr(store.get(key))),
+      save: (key, record, expected) =>
+        Effect.suspend(() => {
+          const now = store.get(key)
+          if ((now?.version ?? null) !== expected) return Effect.fail(new StateConflict({ key }))
+          const version = String(++counter)
+          // Copy through JSON, as a real backend would, so callers cannot alias stored state.
+          store.set(key, { record: JSON.parse(JSON.stringify(record)), version })
+          return Effect.succeed(version)
+        }),
+      remove: (key, expected) =>
+        Effect.suspend(() => {
+          if (store.get(key)?.version !== expected) return Effect.fail(new StateConflict({ key }))
+          store.delete(key)
+          return Effect.void
+        }),
+      list: () => Effect.sync(() => [...store.keys()].sort()),
+      withLock: (key, effect) => lockFor(key).withPermits(1)(effect),
+    })
+  }),
+)

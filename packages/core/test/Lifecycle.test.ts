@@ -4,9 +4,9 @@ import { TestClock } from "effect/testing"
 import { GitLab } from "../src/GitLab.ts"
 import { RateLimited, StateError } from "../src/Errors.ts"
 import { forgetSuspect, type Job, listSuspects, reconcile, recover, revokeAll, revokeSuspect, rotate } from "../src/Lifecycle.ts"
-import { MemorySink, Sink } from "../src/Sink.ts"
+import { layerMemory as sinkMemory, MemorySink, Sink } from "../src/Sink.ts"
 import { type DeployTokenSpec, validateSpec } from "../src/Spec.ts"
-import { State, type StateRecord } from "../src/State.ts"
+import { State, type StateRecord, layerMemory as stateMemory } from "../src/State.ts"
 import { errors, FakeGitLab } from "./FakeGitLab.ts"
 
 const HOUR = 3_600_000
@@ -33,7 +33,7 @@ const job = (overrides: Partial<Job> = {}): Job => ({
   ...overrides,
 })
 
-const TestLayer = Layer.mergeAll(FakeGitLab.gitlabLayer, MemorySink.sinkLayer, State.layerMemory)
+const TestLayer = Layer.mergeAll(FakeGitLab.gitlabLayer, sinkMemory, stateMemory)
 
 const live = Effect.gen(function* () {
   const fake = yield* FakeGitLab

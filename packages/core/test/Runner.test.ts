@@ -4,9 +4,9 @@ import { TestClock } from "effect/testing"
 import { RateLimited } from "../src/Errors.ts"
 import { type Job, type Report, reconcile } from "../src/Lifecycle.ts"
 import { runForever } from "../src/Runner.ts"
-import { MemorySink } from "../src/Sink.ts"
+import { layerMemory as sinkMemory } from "../src/Sink.ts"
 import { validateSpec } from "../src/Spec.ts"
-import { State } from "../src/State.ts"
+import { layerMemory as stateMemory } from "../src/State.ts"
 import { errors, FakeGitLab } from "./FakeGitLab.ts"
 
 const HOUR = 3_600_000
@@ -24,7 +24,7 @@ const job: Job = {
   policy: { refreshIntervalMs: 24 * HOUR, graceMs: 0 },
 }
 
-const TestLayer = Layer.mergeAll(FakeGitLab.gitlabLayer, MemorySink.sinkLayer, State.layerMemory)
+const TestLayer = Layer.mergeAll(FakeGitLab.gitlabLayer, sinkMemory, stateMemory)
 
 /** Advances the TestClock by `ms` in one-second steps, letting the runner's fiber act at each. */
 const advance = (ms: number) =>

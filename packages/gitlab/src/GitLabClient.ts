@@ -24,24 +24,17 @@ import {
 import type { Target } from "@gldt/core/Spec"
 import { Clock, Duration, Effect, Layer, Option, Redacted, Result, Schedule } from "effect"
 import { FetchHttpClient, Headers, type HttpClient, HttpClientError, HttpClientRequest } from "effect/http"
-import {
-  classifyNetwork,
-  classifyStatus,
-  type Failure,
-  type Method,
-  parseErrorBody,
-  type RequestInfo,
-  scrub,
-  secondsText,
-  timeoutFailure,
-  unreadable,
-  withMessage,
-} from "./Answer.ts"
+import { decodeEntity, isInt, parseJson } from "./internal/entity.ts"
+import { parseErrorBody } from "./internal/errorBody.ts"
+import { classifyNetwork, timeoutFailure, unreadable } from "./internal/network.ts"
+import { baseUrl, nextPage, PER_PAGE, targetPath } from "./internal/paths.ts"
+import type { Failure, Method, RequestInfo } from "./internal/request.ts"
+import { secondsText } from "./internal/retryHints.ts"
+import { scrub, withMessage } from "./internal/scrub.ts"
+import { classifyStatus } from "./internal/status.ts"
 import { type GitLabClientOptions, type ResolvedOptions, resolveOptions } from "./Options.ts"
-import { GitLabTransport, layerNode } from "./Transport.ts"
+import * as Transport from "./Transport.ts"
 
-/** Page size for list; GitLab caps `per_page` at 100. */
-export const PER_PAGE = 100
 /** A list stops here whatever the headers say (a million tokens). */
 const MAX_PAGES = 10_000
 
@@ -70,84 +63,7 @@ interface Ctx {
   readonly target: Target
 }
 
-/** `group/sub/project` → `group%2Fsub%2Fproject`; a numeric id as it is. */
-export const escapeId = (id: string): string => (/^\d+$/.test(id) ? id : encodeURIComponent(id))
 
-export const targetPath = (target: Target): string =>
-  `/${target.kind === "project" ? "projects" : "groups"}/${escapeId(target.id)}`
-
-/** Checks the connection before any request; the result is `scheme://host[:port]/prefix`. */
-export const baseUrl = (conn: Pick<Connection, "url" | "allowHttp">): Result.Result<URL, Invalid> => {
-  let url: URL
-  try {
-    url = new URL(conn.url.trim())
-  } catch {
-    return Result.fail(new Invalid({ message: "the GitLab URL is not a valid absolute URL (expected e.g. https://gitlab.example.com)" }))
-  }
-  if (url.username !== "" || url.password !== "") {
-    return Result.fail(new Invalid({ message: "the GitLab URL must not contain credentials; pass the access token separately" }))
-  }
-  if (url.protocol === "http:" && conn.allowHttp !== true) {
-    return Result.fail(
-      new Invalid({
-        message: `refusing to send the access token over plain http to ${url.origin}; use https:// (or --allow-http for local tests only)`,
-      }),
-    )
-  }
-  if (url.protocol !== "https:" && url.protocol !== "http:") {
-    return Result.fail(new Invalid({ message: `the GitLab URL must use https:// (got ${url.protocol})` }))
-  }
-  if (url.search !== "" || url.hash !== "") {
-    return Result.fail(new Invalid({ message: `the GitLab URL must not contain a query or fragment (${url.origin})` }))
-  }
-  // Trailing slashes go, and so does an `/api/v4` the caller included.
-  url.pathname = url.pathname.replace(/\/+$/, "").replace(/\/api\/v4$/, "")
-  return Result.succeed(url)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Entities
-// ---------------------------------------------------------------------------------------------
-
-const isInt = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v)
-
-/**
- * Reads a deploy-token entity. Returns a description of the first problem instead of throwing; the
- * description names the field, never its value (a `201` body holds the secret).
- */
-export const decodeEntity = (u: unknown, nowMs: number): DeployToken | string => {
-  if (typeof u !== "object" || u === null || Array.isArray(u)) return "an entry is not an object"
-  const o = u as Record<string, unknown>
-  if (!isInt(o.id)) return "an entry lacks a numeric id"
-  if (typeof o.name !== "string") return `token ${o.id} lacks a name`
-  const username = typeof o.username === "string" ? o.username : o.username == null ? `gitlab+deploy-token-${o.id}` : undefined
-  if (username === undefined) return `token ${o.id} has a malformed username`
-  const expiresAt = o.expires_at == null ? null : typeof o.expires_at === "string" ? o.expires_at : undefined
-  if (expiresAt === undefined) return `token ${o.id} has a malformed expires_at`
-  if (!Array.isArray(o.scopes) || !o.scopes.every((s) => typeof s === "string")) return `token ${o.id} lacks scopes`
-  if (o.revoked !== undefined && typeof o.revoked !== "boolean") return `token ${o.id} has a malformed revoked`
-  if (o.expired !== undefined && typeof o.expired !== "boolean") return `token ${o.id} has a malformed expired`
-  // GitLab before `revoked`/`expired` existed (13.x/14.x): compute `expired` from the date.
-  const expired =
-    typeof o.expired === "boolean" ? o.expired : expiresAt !== null && !Number.isNaN(Date.parse(expiresAt)) && Date.parse(expiresAt) <= nowMs
-  return {
-    id: o.id,
-    name: o.name,
-    username,
-    expiresAt,
-    scopes: o.scopes as ReadonlyArray<string>,
-    revoked: o.revoked === true,
-    expired,
-  }
-}
-
-const parseJson = (text: string): Result.Result<unknown, void> => {
-  try {
-    return Result.succeed(JSON.parse(text))
-  } catch {
-    return Result.fail(undefined)
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The layer
@@ -162,20 +78,21 @@ interface Exchange {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 
+/** The GitLab service itself, on the `GitLabTransport` in context. */
+export const make = (options?: GitLabClientOptions): Effect.Effect<GitLab["Service"], never, Transport.GitLabTransport> =>
+  Effect.gen(function* () {
+    const transport = yield* Transport.GitLabTransport
+    return makeService(resolveOptions(options), transport)
+  })
+
 /** The GitLab service on a `GitLabTransport` from the context. */
-export const layerNoTransport = (options?: GitLabClientOptions): Layer.Layer<GitLab, never, GitLabTransport> =>
-  Layer.effect(
-    GitLab,
-    Effect.gen(function* () {
-      const transport = yield* GitLabTransport
-      return makeService(resolveOptions(options), transport)
-    }),
-  )
+export const layerNoTransport = (options?: GitLabClientOptions): Layer.Layer<GitLab, never, Transport.GitLabTransport> =>
+  Layer.effect(GitLab, make(options))
 
 /** The GitLab service on undici's fetch (a dispatcher per distinct `caPem`). */
-export const layer = (options?: GitLabClientOptions): Layer.Layer<GitLab> => layerNoTransport(options).pipe(Layer.provide(layerNode))
+export const layer = (options?: GitLabClientOptions): Layer.Layer<GitLab> => layerNoTransport(options).pipe(Layer.provide(Transport.layer))
 
-const makeService = (opts: ResolvedOptions, transport: GitLabTransport["Service"]): GitLab["Service"] => {
+const makeService = (opts: ResolvedOptions, transport: Transport.GitLabTransport["Service"]): GitLab["Service"] => {
   const maxDelayMs = Duration.toMillis(opts.maxDelay)
 
   const context = (conn: Connection, target: Target): Effect.Effect<Ctx, GitLabError> =>
@@ -440,18 +357,6 @@ const makeService = (opts: ResolvedOptions, transport: GitLabTransport["Service"
   return GitLab.of({ create, revoke, list, resolveTarget, preflight })
 }
 
-/** The page after `page`: `X-Next-Page` when present (empty means none), else guessed from the count. */
-export const nextPage = (headers: Headers.Headers, page: number, count: number): number | undefined => {
-  if (count === 0) return undefined
-  const header = headers["x-next-page"]
-  if (header !== undefined) {
-    const trimmed = header.trim()
-    if (trimmed === "") return undefined
-    const n = Number(trimmed)
-    return Number.isSafeInteger(n) && n > page ? n : undefined
-  }
-  return count >= PER_PAGE ? page + 1 : undefined
-}
 
 /** `GitLab answered 403 Forbidden for DELETE /…: role too low: …` → `role too low: …`. */
 const forbiddenReason = (message: string): string => {

@@ -1,6 +1,6 @@
 /** Tuning of the GitLab client: timeouts, retries and the User-Agent. Every field has a default. */
 import { Duration } from "effect"
-import { version } from "./version.ts"
+import { version } from "./internal/version.ts"
 
 export interface GitLabClientOptions {
   /** Limit on one HTTP exchange (connect, send, read the whole answer). Default 30 s. */

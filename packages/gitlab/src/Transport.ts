@@ -63,7 +63,7 @@ const defaultCas = (): ReadonlyArray<string> =>
  * a reset that looks like a lost answer. undici is used rather than `@effect/platform-node`, whose
  * non-optional `redis` peer would be installed into every consumer.
  */
-export const layerNode: Layer.Layer<GitLabTransport> = Layer.effect(
+export const layer: Layer.Layer<GitLabTransport> = Layer.effect(
   GitLabTransport,
   Effect.gen(function* () {
     const base: HttpClient.HttpClient = yield* Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer)

@@ -1,13 +1,10 @@
-export {
-  type ErrorBody,
-  type Failure,
-  gitlabText,
-  parseErrorBody,
-  type RequestInfo,
-  retryAfterMs,
-  statusLine,
-} from "./Answer.ts"
-export { baseUrl, decodeEntity, escapeId, layer, layerNoTransport, nextPage, PER_PAGE, targetPath } from "./GitLabClient.ts"
-export { defaults, defaultUserAgent, type GitLabClientOptions, type ResolvedOptions, resolveOptions } from "./Options.ts"
-export { GitLabTransport, type GitLabTransportShape, layerHttpClient, layerNode } from "./Transport.ts"
-export { version } from "./version.ts"
+/**
+ * @gldt/gitlab: `@gldt/core`'s `GitLab` service over GitLab's REST API (v4).
+ *
+ * - `GitLabClient` — the service's layers (`layer`, `layerNoTransport`) and `make`;
+ * - `Transport` — where requests go (`layer`: undici's fetch, `layerHttpClient`: an `HttpClient`);
+ * - `Options` — retry, timeout and User-Agent settings.
+ */
+export * as GitLabClient from "./GitLabClient.ts"
+export * as Options from "./Options.ts"
+export * as Transport from "./Transport.ts"

@@ -8,7 +8,8 @@ import { type Connection, GitLab } from "@gldt/core/GitLab"
 import type { Target } from "@gldt/core/Spec"
 import { type Simulator, type SimulatorOptions, startSimulator } from "@gldt/gitlab-sim"
 import { Effect, Exit, Redacted } from "effect"
-import { type GitLabClientOptions, layer } from "../src/index.ts"
+import { layer } from "../src/GitLabClient.ts"
+import type { GitLabClientOptions } from "../src/Options.ts"
 import { captureLogs } from "./support/server.ts"
 
 const fast: GitLabClientOptions = { baseDelay: "5 millis", maxDelay: "5 seconds", requestTimeout: "5 seconds" }

@@ -2,19 +2,13 @@ import { readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { Result } from "effect"
 import { Headers } from "effect/http"
-import { certainlyNotSent, classifyNetwork, errorChain } from "../src/Answer.ts"
-import {
-  baseUrl,
-  decodeEntity,
-  defaults,
-  escapeId,
-  nextPage,
-  parseErrorBody,
-  resolveOptions,
-  retryAfterMs,
-  targetPath,
-  version,
-} from "../src/index.ts"
+import { decodeEntity } from "../src/internal/entity.ts"
+import { parseErrorBody } from "../src/internal/errorBody.ts"
+import { certainlyNotSent, classifyNetwork, errorChain } from "../src/internal/network.ts"
+import { baseUrl, escapeId, nextPage, targetPath } from "../src/internal/paths.ts"
+import { retryAfterMs } from "../src/internal/retryHints.ts"
+import { version } from "../src/internal/version.ts"
+import { defaults, resolveOptions } from "../src/Options.ts"
 
 const headers = (h: Record<string, string>) => Headers.fromInput(h)
 

@@ -10,8 +10,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { promisify } from "node:util"
-import { type Job, MemorySink, reconcile, rotate, runForever, State, validateSpec } from "@gldt/core"
-import { layer as gitlabLayer } from "@gldt/gitlab"
+import { type Job, reconcile, rotate } from "@gldt/core/Lifecycle"
+import { runForever } from "@gldt/core/Runner"
+import * as Sink from "@gldt/core/Sink"
+import { validateSpec } from "@gldt/core/Spec"
+import * as State from "@gldt/core/State"
+import { layer as gitlabLayer } from "@gldt/gitlab/GitLabClient"
 import { startSimulator } from "@gldt/gitlab-sim"
 import { Clock, Duration, Effect, Layer, Logger, Redacted, References } from "effect"
 import { vaultPlugin } from "./vault.ts"
@@ -53,7 +57,7 @@ const lifecycle = async () => {
   ).spec!
   const job: Job = { key: "bench", spec, connection: { url: sim.url, accessToken: Redacted.make(pat), allowHttp: true }, policy: { refreshIntervalMs: 3_600_000, graceMs: 0 } }
   const quiet = Layer.mergeAll(Logger.layer([]), Layer.succeed(References.MinimumLogLevel, "Warn"))
-  const layer = Layer.mergeAll(State.layerMemory, MemorySink.sinkLayer, gitlabLayer(), quiet)
+  const layer = Layer.mergeAll(State.layerMemory, Sink.layerMemory, gitlabLayer(), quiet)
   // One runtime for the measurements so State and the sink persist between calls.
   const out = await Effect.runPromise(
     Effect.gen(function* () {
@@ -119,7 +123,7 @@ const callBudget = async () => {
   ).spec!
   const job: Job = { key: "budget", spec, connection: { url: sim.url, accessToken: Redacted.make(pat), allowHttp: true }, policy: { refreshIntervalMs: 0, graceMs: 0 } }
   const quiet = Layer.mergeAll(Logger.layer([]), Layer.succeed(References.MinimumLogLevel, "Error"))
-  const layer = Layer.mergeAll(State.layerMemory, MemorySink.sinkLayer, gitlabLayer({ maxAttempts: 1, requestTimeout: "1 second" }), quiet)
+  const layer = Layer.mergeAll(State.layerMemory, Sink.layerMemory, gitlabLayer({ maxAttempts: 1, requestTimeout: "1 second" }), quiet)
   const hours = 12
   const perHour = await Effect.runPromise(
     Effect.gen(function* () {

@@ -8,22 +8,12 @@
  * the simulator survive), each followed by recovery. After the run the simulator's own record is
  * compared with State to check I1–I6.
  */
-import {
-  type Connection,
-  type DeployTokenSpec,
-  GitLab,
-  type Job,
-  MemorySink,
-  recover,
-  reconcile,
-  revokeAll,
-  rotate,
-  Sink,
-  State,
-  type StateRecord,
-  validateSpec,
-} from "@gldt/core"
-import { layer as gitlabLayer } from "@gldt/gitlab"
+import { type Connection, GitLab } from "@gldt/core/GitLab"
+import { type Job, recover, reconcile, revokeAll, rotate } from "@gldt/core/Lifecycle"
+import { layerMemory as sinkMemory, MemorySink, Sink } from "@gldt/core/Sink"
+import { type DeployTokenSpec, validateSpec } from "@gldt/core/Spec"
+import { layerMemory as stateMemory, State, type StateRecord } from "@gldt/core/State"
+import { layer as gitlabLayer } from "@gldt/gitlab/GitLabClient"
 import { type FaultRule, type Simulator, seededRandom, startSimulator } from "@gldt/gitlab-sim"
 import { Clock, Context, Duration, Effect, Exit, Layer, Logger, Option, Random, Redacted } from "effect"
 
@@ -230,7 +220,7 @@ export const runOne = async (sim: Simulator, clock: OffsetClock, seed: number, o
       logs.push(line)
     }),
   )
-  const baseServices = Layer.mergeAll(State.layerMemory, MemorySink.sinkLayer, gitlabLayer({ requestTimeout: REQUEST_TIMEOUT_MS, maxAttempts: 3, baseDelay: "1 millis", maxDelay: "20 millis" }))
+  const baseServices = Layer.mergeAll(stateMemory, sinkMemory, gitlabLayer({ requestTimeout: REQUEST_TIMEOUT_MS, maxAttempts: 3, baseDelay: "1 millis", maxDelay: "20 millis" }))
   const services = Layer.effectContext(
     Effect.gen(function* () {
       const state = yield* State

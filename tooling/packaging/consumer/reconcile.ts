@@ -6,8 +6,8 @@
  */
 import { readFileSync } from "node:fs"
 import { FileSink, FileState } from "@gldt/adapter-file"
-import { DEFAULT_GRACE_MS, formatProblem, type Job, reconcile, validateSpec } from "@gldt/core"
-import { layer as gitlabLayer } from "@gldt/gitlab"
+import { Lifecycle, Spec } from "@gldt/core"
+import { GitLabClient } from "@gldt/gitlab"
 import { Effect, Layer, Redacted } from "effect"
 
 const env = (name: string): string => {
@@ -17,7 +17,7 @@ const env = (name: string): string => {
 }
 
 // The manifest users write most: no expiry.
-const checked = validateSpec({
+const checked = Spec.validateSpec({
   url: env("GITLAB_URL"),
   projectID: "group/project",
   name: "consumer-pull",
@@ -25,9 +25,9 @@ const checked = validateSpec({
   scopes: ["read_registry"],
   auth: { token: { secretRef: { name: "gitlab-api-token", key: "token" } } },
 })
-if (checked.spec === undefined) throw new Error(checked.problems.map(formatProblem).join("\n"))
+if (checked.spec === undefined) throw new Error(checked.problems.map(Spec.formatProblem).join("\n"))
 
-const job: Job = {
+const job: Lifecycle.Job = {
   key: "consumer-pull",
   spec: checked.spec,
   connection: {
@@ -35,14 +35,14 @@ const job: Job = {
     accessToken: Redacted.make(env("GITLAB_TOKEN")),
     caPem: readFileSync(env("GITLAB_CA_FILE"), "utf8"),
   },
-  policy: { refreshIntervalMs: 24 * 3_600_000, graceMs: DEFAULT_GRACE_MS },
+  policy: { refreshIntervalMs: 24 * 3_600_000, graceMs: Spec.DEFAULT_GRACE_MS },
 }
 
 const services = Layer.mergeAll(
   FileState.layer({ dir: env("STATE_DIR") }),
   FileSink.layer({ path: env("SINK_FILE"), format: "env" }),
-  gitlabLayer(),
+  GitLabClient.layer(),
 )
 
-const report = await Effect.runPromise(reconcile(job).pipe(Effect.provide(services)))
+const report = await Effect.runPromise(Lifecycle.reconcile(job).pipe(Effect.provide(services)))
 process.stdout.write(`${JSON.stringify(report)}\n`)

@@ -1,5 +1,5 @@
 /** `gldt generate`: mints and delivers a token only if the key has none. */
-import { reconcile } from "@gldt/core"
+import { reconcile } from "@gldt/core/Lifecycle"
 import { Effect } from "effect"
 import { Command } from "effect/cli"
 import { reportingFailures } from "../errors.ts"

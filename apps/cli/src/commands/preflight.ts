@@ -1,5 +1,5 @@
 /** `gldt preflight`: checks the access token's reach and rights; mints nothing. */
-import { GitLab } from "@gldt/core"
+import { GitLab } from "@gldt/core/GitLab"
 import { Effect } from "effect"
 import { Command } from "effect/cli"
 import { PreflightFailed, reportingFailures } from "../errors.ts"

@@ -1,5 +1,7 @@
 /** `gldt recover`: finishes or undoes interrupted work and revokes this key's orphans. */
-import { DEFAULT_CREATE_SETTLE_MS, formatGoDuration, recover as recoverJob, State, sweep } from "@gldt/core"
+import { formatGoDuration } from "@gldt/core/GoDuration"
+import { DEFAULT_CREATE_SETTLE_MS, recover as recoverJob, sweep } from "@gldt/core/Lifecycle"
+import { State } from "@gldt/core/State"
 import { Clock, Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { RevokeFailed, reportingFailures } from "../errors.ts"

@@ -1,5 +1,5 @@
 /** `gldt revoke`: revokes every token of the key and removes what was delivered. */
-import { DEFAULT_SUSPECT_WAIT_MS, revokeAll } from "@gldt/core"
+import { DEFAULT_SUSPECT_WAIT_MS, revokeAll } from "@gldt/core/Lifecycle"
 import { Effect } from "effect"
 import { Command } from "effect/cli"
 import { reportingFailures } from "../errors.ts"

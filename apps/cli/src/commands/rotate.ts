@@ -1,5 +1,5 @@
 /** `gldt rotate`: mints a successor, delivers it and retires the previous token. */
-import { rotate as rotateJob } from "@gldt/core"
+import { rotate as rotateJob } from "@gldt/core/Lifecycle"
 import { Clock, Effect } from "effect"
 import { Command } from "effect/cli"
 import { reportingFailures } from "../errors.ts"

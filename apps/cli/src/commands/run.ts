@@ -1,5 +1,7 @@
 /** `gldt run`: reconciles on schedule until stopped. */
-import { formatGoDuration, type Job, parseGoDuration, runForever } from "@gldt/core"
+import { formatGoDuration, parseGoDuration } from "@gldt/core/GoDuration"
+import type { Job } from "@gldt/core/Lifecycle"
+import { runForever } from "@gldt/core/Runner"
 import { Clock, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
 import { interruptMeansDone, reportingFailures } from "../errors.ts"

@@ -1,5 +1,5 @@
 /** `gldt status`: what State holds, never values. */
-import { State } from "@gldt/core"
+import { State } from "@gldt/core/State"
 import { Clock, Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { stateLayer, vaultFlags } from "../backends.ts"

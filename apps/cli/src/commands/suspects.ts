@@ -1,5 +1,5 @@
 /** `gldt suspects [revoke ID | forget ID]`: look-alike tokens gldt cannot prove it made, for a person to decide. */
-import { forgetSuspect, listSuspects, revokeSuspect } from "@gldt/core"
+import { forgetSuspect, listSuspects, revokeSuspect } from "@gldt/core/Lifecycle"
 import { Clock, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
 import { reportingFailures } from "../errors.ts"

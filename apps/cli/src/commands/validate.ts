@@ -1,5 +1,5 @@
 /** `gldt validate`: checks manifests offline. */
-import { formatGoDuration } from "@gldt/core"
+import { formatGoDuration } from "@gldt/core/GoDuration"
 import { Clock, Effect } from "effect"
 import { Command } from "effect/cli"
 import { reportingFailures } from "../errors.ts"

@@ -9,22 +9,12 @@
  * creates and revokes tokens whose lease never reached Vault or is long over.
  */
 import { randomBytes } from "node:crypto"
-import {
-  type Connection,
-  type Credential,
-  type DeployTokenSpec,
-  type GitLab,
-  type Job,
-  type LifecycleFailure,
-  type Report,
-  reconcile,
-  recover,
-  revealToken,
-  revokeAll,
-  Sink,
-  State,
-} from "@gldt/core"
-import * as GitLabClient from "@gldt/gitlab"
+import type { Connection, GitLab } from "@gldt/core/GitLab"
+import { type Job, type LifecycleFailure, type Report, reconcile, recover, revokeAll } from "@gldt/core/Lifecycle"
+import { type Credential, revealToken, Sink } from "@gldt/core/Sink"
+import type { DeployTokenSpec } from "@gldt/core/Spec"
+import { State } from "@gldt/core/State"
+import { GitLabClient, type Options as GitLabOptions } from "@gldt/gitlab"
 import { Effect, Layer, Logger, ManagedRuntime, Option, Redacted, References } from "effect"
 import { type Fields, type Level, log } from "../goplugin/Log.ts"
 import {
@@ -66,7 +56,7 @@ export interface EngineOptions {
   /** How long after a create was sent its outcome may still change (core default 60 s). */
   readonly createSettleMs?: number | undefined
   /** GitLab client tuning (timeouts, retries). */
-  readonly gitlab?: GitLabClient.GitLabClientOptions | undefined
+  readonly gitlab?: GitLabOptions.GitLabClientOptions | undefined
 }
 
 export interface TidyReport {

@@ -3,7 +3,8 @@
  * are stored and read back. Every refusal names the field and the fix. The access token is stored
  * (seal-wrapped where Vault supports it) and never returned.
  */
-import { parseGoDuration, SCOPES, type Scope, USERNAME_PATTERN } from "@gldt/core"
+import { parseGoDuration } from "@gldt/core/GoDuration"
+import { SCOPES, type Scope, USERNAME_PATTERN } from "@gldt/core/Spec"
 import { VaultError } from "../vault/Logical.ts"
 
 export interface EngineConfig {

@@ -1,5 +1,5 @@
 /** Core's State on the mount's storage: compare-and-set, and records that do not decode are never replaced. */
-import { emptyRecord } from "@gldt/core"
+import { emptyRecord } from "@gldt/core/State"
 import { Effect, Option } from "effect"
 import { describe, expect, it } from "vitest"
 import type { Storage } from "../vault/Logical.ts"

@@ -4,7 +4,8 @@
  * only writer, so compare-and-set is a read-compare-write under an in-process lock per key.
  * Records hold token ids and metadata only, never a token value.
  */
-import { StateConflict, StateError, State, StateRecord } from "@gldt/core"
+import { StateConflict, StateError } from "@gldt/core/Errors"
+import { State, StateRecord } from "@gldt/core/State"
 import { Effect, Layer, Option, Schema, Semaphore } from "effect"
 import type { Storage } from "../vault/Logical.ts"
 

@@ -1,5 +1,5 @@
 /** The lock files of `lock.ts` as Effect resources: polled with a Schedule, released by a finalizer. */
-import { StateBusy, StateError } from "@gldt/core"
+import { StateBusy, StateError } from "@gldt/core/Errors"
 import { Effect, Schedule, Scope } from "effect"
 import { describeError } from "./fs.ts"
 import { release, tryAcquire } from "./lock.ts"
