@@ -1,7 +1,7 @@
 /**
  * The CustomResourceDefinitions gldt serves, built from core's schemas so they cannot drift:
  *
- * - `gitlabdeploytokens.generators.external-secrets.io` — spec = core's `specOpenApiSchema()`;
+ * - `gitlabdeploytokens.generators.external-secrets.io` — spec = core's `GitlabDeployTokenSpec` schema;
  * - `clustergenerators.generators.external-secrets.io` — `spec.generator.gitlabDeployTokenSpec` = the same;
  * - `externalsecrets.external-secrets.io` — the fields gldt reads, typed as in ESO; the rest preserved;
  * - `gitlabdeploytokenstates.gldt.dev` — gldt's own state object, `spec.record` = core's `StateRecord`.
@@ -9,7 +9,7 @@
  * `crdFiles()` renders them as the YAML committed under `apps/controller/crds/`
  * (`scripts/gen-crds.ts` writes them; a test fails when the committed files differ).
  */
-import { type OpenApiSchema, specOpenApiSchema } from "@gldt/core/SpecSchema"
+import { GitlabDeployTokenSpec, type OpenApiSchema } from "@gldt/core/SpecSchema"
 import { StateRecord } from "@gldt/core/State"
 import { stringify } from "yaml"
 import { openApiOf } from "./OpenApi.ts"
@@ -33,6 +33,9 @@ export interface Crd {
 
 const DNS_SUBDOMAIN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 const GENERATED_BY = { "gldt.dev/generated-by": "packages/adapter-kubernetes/scripts/gen-crds.ts" }
+
+/** The generator spec's OpenAPI, walked from core's one `GitlabDeployTokenSpec` schema (ESO's shape: no preserved unknown fields). */
+export const specOpenApiSchema = (): OpenApiSchema => openApiOf(GitlabDeployTokenSpec, { preserveUnknownFields: false })
 
 const str = (description: string, extra: OpenApiSchema = {}): OpenApiSchema => ({ description, type: "string", ...extra })
 /** An object whose fields gldt does not read: kept as written (never pruned), not validated here. */

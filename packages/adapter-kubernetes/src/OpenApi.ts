@@ -6,13 +6,22 @@
  * Mapping: struct → `type: object` with `properties` and `required` (non-optional keys), record of
  * string keys → `additionalProperties`, array → `items`, string/number/boolean, a union of literals →
  * `enum`, `NullOr` → `nullable: true`, `optional` (a union with `undefined`) → not required.
- * Every object also gets `x-kubernetes-preserve-unknown-fields: true`: the apiserver still validates
- * the fields it knows, but never prunes a field a newer core added before the CRD was upgraded.
+ * Annotations: `description`, `format` and `x-kubernetes-validations` (CEL rules) are copied. Checks:
+ * Effect's `isMinLength` becomes `minLength` (`minItems` on an array), `isMaxLength` `maxLength`
+ * (`maxItems`), `isPattern` `pattern`; a check without such a form is a run-time rule only and is
+ * left to the validator. With `preserveUnknownFields` (the default, for State records) every object
+ * also gets `x-kubernetes-preserve-unknown-fields: true`: the apiserver still validates the fields
+ * it knows, but never prunes a field a newer core added before the CRD was upgraded.
  * Anything else (tuples, bigint, symbols, template literals, mixed unions…) throws, so a change in
  * core that cannot be expressed fails the generator instead of producing a wrong CRD.
  */
-import { SchemaAST } from "effect"
 import type { OpenApiSchema } from "@gldt/core/SpecSchema"
+import { SchemaAST } from "effect"
+
+export interface OpenApiOptions {
+  /** Mark every object `x-kubernetes-preserve-unknown-fields: true`. Default true. */
+  readonly preserveUnknownFields?: boolean | undefined
+}
 
 const fail = (path: string, what: string): never => {
   throw new Error(`cannot express ${what} at ${path || "<root>"} as a structural OpenAPI schema`)
@@ -23,12 +32,43 @@ const description = (ast: SchemaAST.AST): { description?: string } => {
   return typeof d === "string" ? { description: d } : {}
 }
 
+/** `format` and the CEL rules of a node. */
+const extras = (ast: SchemaAST.AST): OpenApiSchema => {
+  const a = (ast.annotations ?? {}) as { readonly format?: unknown; readonly "x-kubernetes-validations"?: unknown }
+  return {
+    ...(typeof a.format === "string" ? { format: a.format } : {}),
+    ...(Array.isArray(a["x-kubernetes-validations"]) ? { "x-kubernetes-validations": a["x-kubernetes-validations"] } : {}),
+  }
+}
+
+/** The OpenAPI constraints of a node's checks (see the module comment). */
+const constraints = (ast: SchemaAST.AST, array: boolean): OpenApiSchema => {
+  const out: Record<string, unknown> = {}
+  for (const check of ast.checks ?? []) {
+    const representation = (check.annotations as { readonly representation?: { readonly id?: string; readonly payload?: Record<string, unknown> } } | undefined)
+      ?.representation
+    const payload = representation?.payload ?? {}
+    switch (representation?.id) {
+      case "effect/schema/isMinLength":
+        out[array ? "minItems" : "minLength"] = payload.minLength
+        break
+      case "effect/schema/isMaxLength":
+        out[array ? "maxItems" : "maxLength"] = payload.maxLength
+        break
+      case "effect/schema/isPattern":
+        out.pattern = payload.source
+        break
+    }
+  }
+  return out
+}
+
 const isUndefined = (ast: SchemaAST.AST) => ast._tag === "Undefined" || ast._tag === "Void"
 
-const convert = (ast: SchemaAST.AST, path: string): OpenApiSchema => {
+const convert = (ast: SchemaAST.AST, path: string, options: Required<OpenApiOptions>): OpenApiSchema => {
   switch (ast._tag) {
     case "String":
-      return { ...description(ast), type: "string" }
+      return { ...description(ast), type: "string", ...extras(ast), ...constraints(ast, false) }
     case "Number":
       return { ...description(ast), type: "number" }
     case "Boolean":
@@ -41,7 +81,7 @@ const convert = (ast: SchemaAST.AST, path: string): OpenApiSchema => {
       return fail(path, `the literal ${String(v)}`)
     }
     case "Suspend":
-      return convert(ast.thunk(), path)
+      return convert(ast.thunk(), path, options)
     case "Union": {
       const members = ast.types.filter((t) => !isUndefined(t))
       const nullable = members.some((t) => t._tag === "Null")
@@ -54,25 +94,25 @@ const convert = (ast: SchemaAST.AST, path: string): OpenApiSchema => {
         return { ...description(ast), type: [...kinds][0], enum: values, ...(nullable ? { nullable: true } : {}) }
       }
       if (rest.length !== 1) return fail(path, "a union of different types")
-      const inner = convert(rest[0]!, path)
+      const inner = convert(rest[0]!, path, options)
       return { ...inner, ...description(ast), ...(nullable ? { nullable: true } : {}) }
     }
     case "Arrays": {
       if (ast.elements.length > 0 || ast.rest.length !== 1) return fail(path, "a tuple")
-      return { ...description(ast), type: "array", items: convert(ast.rest[0]!, `${path}[]`) }
+      return { ...description(ast), type: "array", ...constraints(ast, true), items: convert(ast.rest[0]!, `${path}[]`, options) }
     }
     case "Objects": {
       if (ast.propertySignatures.length > 0 && ast.indexSignatures.length > 0) return fail(path, "an object with both fields and an index signature")
       if (ast.indexSignatures.length > 0) {
         if (ast.indexSignatures.length !== 1 || ast.indexSignatures[0]!.parameter._tag !== "String") return fail(path, "a record with non-string keys")
-        return { ...description(ast), type: "object", additionalProperties: convert(ast.indexSignatures[0]!.type, `${path}.*`) }
+        return { ...description(ast), type: "object", additionalProperties: convert(ast.indexSignatures[0]!.type, `${path}.*`, options) }
       }
       const properties: Record<string, OpenApiSchema> = {}
       const required: string[] = []
       for (const ps of ast.propertySignatures) {
         if (typeof ps.name !== "string") return fail(path, "a symbol key")
         const optional = SchemaAST.isOptional(ps.type) || (ps.type._tag === "Union" && ps.type.types.some(isUndefined))
-        properties[ps.name] = convert(ps.type, path === "" ? ps.name : `${path}.${ps.name}`)
+        properties[ps.name] = convert(ps.type, path === "" ? ps.name : `${path}.${ps.name}`, options)
         if (!optional) required.push(ps.name)
       }
       return {
@@ -80,7 +120,8 @@ const convert = (ast: SchemaAST.AST, path: string): OpenApiSchema => {
         type: "object",
         ...(required.length > 0 ? { required } : {}),
         properties,
-        "x-kubernetes-preserve-unknown-fields": true,
+        ...(options.preserveUnknownFields ? { "x-kubernetes-preserve-unknown-fields": true } : {}),
+        ...extras(ast),
       }
     }
     default:
@@ -89,4 +130,5 @@ const convert = (ast: SchemaAST.AST, path: string): OpenApiSchema => {
 }
 
 /** The structural OpenAPI schema of an Effect Schema (see the module comment for the mapping). */
-export const openApiOf = (schema: { readonly ast: SchemaAST.AST }): OpenApiSchema => convert(schema.ast, "")
+export const openApiOf = (schema: { readonly ast: SchemaAST.AST }, options: OpenApiOptions = {}): OpenApiSchema =>
+  convert(schema.ast, "", { preserveUnknownFields: options.preserveUnknownFields ?? true })

@@ -2,7 +2,8 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { specOpenApiSchema, TARGET_RULE } from "@gldt/core/SpecSchema"
+import { SCOPES } from "@gldt/core/Spec"
+import { GitlabDeployTokenSpec, TARGET_RULE } from "@gldt/core/SpecSchema"
 import { StateRecord } from "@gldt/core/State"
 import { parse } from "yaml"
 import { allCrds, crdFiles } from "../src/Crds.ts"
@@ -27,7 +28,7 @@ describe("generated CRDs", () => {
     const files = Object.fromEntries(crdNames().map((f) => [f, parse(fs.readFileSync(path.join(CRD_DIR, f), "utf8")) as Obj]))
     const gdt = files["generators.external-secrets.io_gitlabdeploytokens.yaml"]!
     const cg = files["generators.external-secrets.io_clustergenerators.yaml"]!
-    const core = JSON.parse(JSON.stringify(specOpenApiSchema()))
+    const core = JSON.parse(JSON.stringify(openApiOf(GitlabDeployTokenSpec, { preserveUnknownFields: false })))
     assert.deepStrictEqual(schemaOf(gdt).properties.spec, core)
     assert.deepStrictEqual(schemaOf(cg).properties.spec.properties.generator.properties.gitlabDeployTokenSpec, core)
     assert.deepInclude(schemaOf(gdt).properties.spec["x-kubernetes-validations"], TARGET_RULE)
@@ -42,6 +43,25 @@ describe("generated CRDs", () => {
     assert.include(schemaOf(cg).properties.spec.properties.kind.enum, "GitlabDeployToken")
     assert.strictEqual(schemaOf(cg).properties.spec.properties.generator.maxProperties, 1)
     assert.strictEqual(schemaOf(cg).properties.spec.properties.generator.minProperties, 1)
+  })
+
+  it("the spec's OpenAPI, walked from core's one Schema, keeps ESO's constraints and gldt's CEL rules", () => {
+    const spec = openApiOf(GitlabDeployTokenSpec, { preserveUnknownFields: false }) as Obj
+    assert.deepStrictEqual(spec.required, ["auth", "name", "scopes"])
+    assert.notProperty(spec, "x-kubernetes-preserve-unknown-fields")
+    assert.deepInclude(spec.properties.name, { type: "string", minLength: 1, maxLength: 255 })
+    assert.deepInclude(spec.properties.projectID, { type: "string", minLength: 1 })
+    assert.deepInclude(spec.properties.scopes, { type: "array", minItems: 1 })
+    assert.deepStrictEqual(spec.properties.scopes.items.enum, [...SCOPES])
+    assert.deepInclude(spec.properties.username, { maxLength: 255, pattern: "^[a-zA-Z0-9.+_-]*$" })
+    assert.deepInclude(spec.properties.expiresAt, { type: "string", format: "date-time" })
+    assert.deepInclude(spec.properties.caBundle, { format: "byte" })
+    assert.deepStrictEqual(spec.properties.expiresAfter["x-kubernetes-validations"], [
+      { rule: "duration(self) >= duration('24h')", message: "expiresAfter must be at least 24h" },
+    ])
+    assert.deepInclude(spec.properties.auth.properties.token.properties.secretRef.properties.name, { minLength: 1, maxLength: 253 })
+    assert.notProperty(spec.properties.auth.properties.token.properties.secretRef, "required")
+    assert.deepStrictEqual(spec.properties.caProvider.required, ["type", "name", "key"])
   })
 
   it("the state CRD's record schema is derived from core's StateRecord", () => {

@@ -1,14 +1,5 @@
 /** The last line of defence: no secret the client knows leaves it inside an error message. */
-import {
-  Forbidden,
-  type GitLabError,
-  Invalid,
-  Moved,
-  RateLimited,
-  TargetNotFound,
-  Unauthorized,
-  Unavailable,
-} from "@gldt/core/Errors"
+import { Forbidden, type GitLabError, Invalid, Moved, RateLimited, TargetNotFound, Unauthorized, Unavailable } from "@gldt/core/Errors"
 
 const replaceAll = (s: string, secret: string) => (secret.length >= 4 ? s.split(secret).join("[REDACTED]") : s)
 
