@@ -2,7 +2,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { SCOPES } from "@gldt/core/Spec"
+import { formatProblem, SCOPES, validateSpec } from "@gldt/core/Spec"
 import { GitlabDeployTokenSpec, TARGET_RULE } from "@gldt/core/SpecSchema"
 import { StateRecord } from "@gldt/core/State"
 import { parse } from "yaml"
@@ -62,6 +62,18 @@ describe("generated CRDs", () => {
     assert.deepInclude(spec.properties.auth.properties.token.properties.secretRef.properties.name, { minLength: 1, maxLength: 253 })
     assert.notProperty(spec.properties.auth.properties.token.properties.secretRef, "required")
     assert.deepStrictEqual(spec.properties.caProvider.required, ["type", "name", "key"])
+  })
+
+  it("validateSpec enforces every length limit of the CRD with the same bound (one schema for both)", () => {
+    const spec = openApiOf(GitlabDeployTokenSpec, { preserveUnknownFields: false }) as Obj
+    const base = { projectID: "42", name: "n", scopes: ["read_registry"], auth: { token: { secretRef: { name: "api", key: "token" } } } }
+    const limited = Object.entries(spec.properties as Obj).filter(([, s]) => typeof s.maxLength === "number")
+    assert.includeMembers(limited.map(([k]) => k), ["name", "username"])
+    for (const [field, s] of limited) {
+      const at = (n: number) => validateSpec({ ...base, [field]: "a".repeat(n) }).problems.map(formatProblem).filter((p) => p.startsWith(`spec.${field}:`))
+      assert.deepStrictEqual(at(s.maxLength), [], `${field} at its limit`)
+      assert.match(at(s.maxLength + 1).join("\n"), new RegExp(`is ${s.maxLength + 1} characters long; shorten it to at most ${s.maxLength}`), field)
+    }
   })
 
   it("the state CRD's record schema is derived from core's StateRecord", () => {

@@ -88,6 +88,24 @@ describe("spec validation", () => {
     assert.strictEqual(r.spec?.url, "http://127.0.0.1:8080/gitlab")
   })
 
+  it("reads a key with no value (YAML null) as absent, as the Kubernetes API does", () => {
+    const r = validateSpec({ ...base, projectID: null, groupID: "parent/group", username: null, expiresAt: null })
+    assert.deepStrictEqual(r.problems, [])
+    assert.deepStrictEqual(r.spec?.target, { kind: "group", id: "parent/group" })
+    assert.deepStrictEqual(r.spec?.expiry, { kind: "none" })
+  })
+
+  it("accepts an expiresAt the YAML parser already read as a date", () => {
+    const r = validateSpec({ ...base, expiresAt: new Date("2027-01-01T00:00:00Z") }, { now: NOW })
+    assert.deepStrictEqual(r.spec?.expiry, { kind: "at", at: Date.parse("2027-01-01T00:00:00Z") })
+  })
+
+  it("words a missing secret key, a wrong type and a bad caProvider at the field", () => {
+    assert.deepStrictEqual(problemsOf({ ...base, auth: { token: { secretRef: { name: "api" } } } }), ["spec.auth.token.secretRef.key: is required"])
+    assert.deepStrictEqual(problemsOf({ ...base, scopes: "read_registry" }), ["spec.scopes: must be a list, e.g. [read_registry]"])
+    assert.deepStrictEqual(problemsOf({ ...base, caProvider: { type: "Vault", name: "ca", key: "ca.crt" } }), ["spec.caProvider.type: must be Secret or ConfigMap"])
+  })
+
   it("treats an empty username as GitLab's default", () => {
     assert.isUndefined(validateSpec({ ...base, username: "" }).spec?.username)
   })
