@@ -9,6 +9,7 @@ import {
   CROSS_FIELD_RULES,
   FIELD_DOCS,
   type FieldMessages,
+  type GitlabDeployTokenSpec,
   makeGitlabDeployTokenSpec,
   pemOf,
   SCOPES,
@@ -171,7 +172,7 @@ const problemsOf = (issue: SchemaIssue.Issue, path: ReadonlyArray<PropertyKey>, 
   }
 }
 
-type Decoded = typeof import("./SpecSchema.ts").GitlabDeployTokenSpec.Type
+type Decoded = GitlabDeployTokenSpec
 
 /** The instance base URL, without a trailing slash (already checked by the schema). */
 const baseUrl = (url: string | undefined): string => {
