@@ -4,8 +4,9 @@
  * ClusterGenerator of that kind) and gldt's own `GitlabDeployTokenConsumer`, which ESO ignores.
  */
 import { createHash } from "node:crypto"
-import { DEFAULT_REFRESH_INTERVAL_MS, parseGoDuration } from "@gldt/core"
-import type { Target } from "@gldt/adapter-kubernetes"
+import { parseGoDuration } from "@gldt/core/GoDuration"
+import { DEFAULT_REFRESH_INTERVAL_MS } from "@gldt/core/Manifest"
+import type { Target } from "@gldt/adapter-kubernetes/Target"
 import type { Obj } from "./Cache.ts"
 import type { Kind } from "./KubeApi.ts"
 

@@ -6,8 +6,8 @@
  */
 import { readFileSync } from "node:fs"
 import { hostname } from "node:os"
-import { layerNoTransport } from "@gldt/gitlab"
-import { GitLab } from "@gldt/core"
+import { layerNoTransport } from "@gldt/gitlab/GitLabClient"
+import { GitLab } from "@gldt/core/GitLab"
 import { ApiextensionsV1Api } from "@kubernetes/client-node"
 import { Context, Effect, Fiber, Layer } from "effect"
 import * as Cache from "./Cache.ts"

@@ -5,7 +5,7 @@
  * every request to that instance until the time they name. Each answer is counted by method,
  * status code and instance, with its latency.
  */
-import { GitLabTransport, layerNode } from "@gldt/gitlab"
+import { GitLabTransport, layer as transportLayer } from "@gldt/gitlab/Transport"
 import { Clock, Effect, Layer } from "effect"
 import { HttpClient } from "effect/http"
 import { Metrics, type MetricsShape } from "./Metrics.ts"
@@ -133,4 +133,4 @@ export const layer = (options: LimiterOptions): Layer.Layer<GitLabTransport, nev
           }),
       })
     }),
-  ).pipe(Layer.provide(layerNode))
+  ).pipe(Layer.provide(transportLayer))

@@ -11,24 +11,13 @@
  */
 import { createHash } from "node:crypto"
 import { KubeSink, KubeState } from "@gldt/adapter-kubernetes"
-import {
-  type Connection,
-  DEFAULT_GRACE_MS,
-  type DeployTokenSpec,
-  emptyRecord,
-  locationKey,
-  GitLab,
-  type GitLabError,
-  type Job,
-  type LifecycleFailure,
-  type Report,
-  reconcile,
-  revokeAll,
-  rotate,
-  Sink,
-  type StateRecord,
-  validateSpec,
-} from "@gldt/core"
+import { locationKey } from "@gldt/core/Decisions"
+import type { GitLabError } from "@gldt/core/Errors"
+import { type Connection, GitLab } from "@gldt/core/GitLab"
+import { type Job, type LifecycleFailure, type Report, reconcile, revokeAll, rotate } from "@gldt/core/Lifecycle"
+import { Sink } from "@gldt/core/Sink"
+import { DEFAULT_GRACE_MS, type DeployTokenSpec, validateSpec } from "@gldt/core/Spec"
+import { emptyRecord, type StateRecord } from "@gldt/core/State"
 import { targetKey } from "@gldt/core/Decisions"
 import { Clock, Effect, Layer, Option, Redacted } from "effect"
 import type { CacheShape, Obj } from "./Cache.ts"

@@ -17,7 +17,8 @@
  * really holds. A version written by someone else is reported as an unknown token (`Holds{0}`), and
  * the lifecycle replaces it. Metadata keys not starting with `gldt-` are kept as they are.
  */
-import { type Credential, type Held, revealToken, Sink, SinkError } from "@gldt/core"
+import { SinkError } from "@gldt/core/Errors"
+import { type Credential, type Held, revealToken, Sink } from "@gldt/core/Sink"
 import { Clock, Effect, Layer } from "effect"
 import { CAS_MISMATCH, kv } from "./Kv.ts"
 import { missingCapabilities, VaultClient } from "./VaultClient.ts"

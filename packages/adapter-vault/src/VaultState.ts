@@ -15,7 +15,8 @@
  * - `withLock` takes no lock: compare-and-set guards every write (two writers: one wins, the other
  *   replays its decision on the new record).
  */
-import { State, StateConflict, StateError, StateRecord } from "@gldt/core"
+import { StateConflict, StateError } from "@gldt/core/Errors"
+import { State, StateRecord } from "@gldt/core/State"
 import { Effect, Layer, Option, Schema } from "effect"
 import { CAS_MISMATCH, kv } from "./Kv.ts"
 import { missingCapabilities, VaultClient } from "./VaultClient.ts"

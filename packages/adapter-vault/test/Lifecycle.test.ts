@@ -5,8 +5,11 @@
  * and revoked, and the simulator's ground truth shows zero leaks.
  */
 import { readFileSync } from "node:fs"
-import { type GitLab, type Job, type Report, recover, reconcile, revokeAll, rotate, type Sink, type State, type StateRecord } from "@gldt/core"
-import { layer as gitlabLayer } from "@gldt/gitlab"
+import type { GitLab } from "@gldt/core/GitLab"
+import { type Job, type Report, recover, reconcile, revokeAll, rotate } from "@gldt/core/Lifecycle"
+import type { Sink } from "@gldt/core/Sink"
+import type { State, StateRecord } from "@gldt/core/State"
+import { layer as gitlabLayer } from "@gldt/gitlab/GitLabClient"
 import { startVault, type Vault } from "@gldt/testenv"
 import { Effect, Layer, Logger } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"

@@ -1,5 +1,5 @@
 /** VaultSink on a real Vault dev server: versions, custom metadata, inspect, remove modes, refusals before any write. */
-import { type Credential, Sink } from "@gldt/core"
+import { type Credential, Sink } from "@gldt/core/Sink"
 import { Effect, Layer, Redacted } from "effect"
 import { describe, expect, it } from "vitest"
 import { META, type RemoveMode, VaultSink } from "../src/VaultSink.ts"

@@ -1,5 +1,6 @@
 /** VaultState on a real Vault dev server: layout, compare-and-set on the KV version, races, tombstones, refusals. */
-import { emptyRecord, State, type StateConflict, type StateError, type StateRecord, type TokenRecord } from "@gldt/core"
+import type { StateConflict, StateError } from "@gldt/core/Errors"
+import { emptyRecord, State, type StateRecord, type TokenRecord } from "@gldt/core/State"
 import { Effect, Layer, Option, type Result } from "effect"
 import { describe, expect, it } from "vitest"
 import { VaultState, secretName } from "../src/VaultState.ts"

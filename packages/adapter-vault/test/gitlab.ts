@@ -1,5 +1,7 @@
 /** The in-process GitLab simulator with one project and a Maintainer's access token, and a Job for it. */
-import { type DeployTokenSpec, type Job, type Policy, validateSpec } from "@gldt/core"
+import type { Policy } from "@gldt/core/Decisions"
+import type { Job } from "@gldt/core/Lifecycle"
+import { type DeployTokenSpec, validateSpec } from "@gldt/core/Spec"
 import { type Simulator, startSimulator } from "@gldt/gitlab-sim"
 import { Redacted } from "effect"
 
