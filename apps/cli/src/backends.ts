@@ -5,7 +5,9 @@
  */
 import { readFileSync } from "node:fs"
 import { FileSink, FileState, StdoutSink } from "@gldt/adapter-file"
-import { checkAddr, DEFAULT_K8S_JWT_FILE, type VaultAuth, VaultClient, type VaultClientOptions, VaultSink, VaultState } from "@gldt/adapter-vault"
+import { checkAddr, DEFAULT_K8S_JWT_FILE, type VaultAuth, VaultClient, type VaultClientOptions } from "@gldt/adapter-vault/VaultClient"
+import * as VaultSink from "@gldt/adapter-vault/VaultSink"
+import * as VaultState from "@gldt/adapter-vault/VaultState"
 import type { Sink } from "@gldt/core/Sink"
 import type { State } from "@gldt/core/State"
 import { Effect, Layer, Option, Redacted, Scope } from "effect"

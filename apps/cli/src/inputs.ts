@@ -1,6 +1,6 @@
 /** Reading what the user gave: manifest files, --state / --sink locations, the access token, a CA. */
 import { readFileSync } from "node:fs"
-import { REMOVE_MODES, type RemoveMode } from "@gldt/adapter-vault"
+import { REMOVE_MODES, type RemoveMode } from "@gldt/adapter-vault/VaultSink"
 import { type ManifestSet, readManifests } from "@gldt/core/Manifest"
 import type { Problem } from "@gldt/core/Spec"
 import { Effect, Redacted, Schema } from "effect"

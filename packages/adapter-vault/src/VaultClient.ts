@@ -469,3 +469,9 @@ export const missingCapabilities = (granted: ReadonlyArray<string>, needed: Read
   if (granted.includes("deny")) return [...needed]
   return needed.filter((c) => !granted.includes(c))
 }
+
+/** The client itself (its connections close with the scope). */
+export const make = (options: VaultClientOptions): Effect.Effect<VaultClient["Service"], VaultConfigError, Scope.Scope> => makeClient(options)
+
+/** A `VaultClient` layer; its connections close with the layer. */
+export const layer = (options: VaultClientOptions): Layer.Layer<VaultClient, VaultConfigError> => Layer.effect(VaultClient, makeClient(options))

@@ -67,7 +67,7 @@ export const SINK_CAPABILITIES = { data: ["create", "update"], metadata: ["creat
 
 const ATTEMPTS = 4
 
-const make = (options: VaultSinkOptions) =>
+export const make = (options: VaultSinkOptions) =>
   Effect.gen(function* () {
     const client = yield* VaultClient
     const store = kv(client, options.mount)
@@ -169,9 +169,5 @@ const make = (options: VaultSinkOptions) =>
     return Sink.of({ check, deliver, inspect, remove })
   })
 
-export const VaultSink = {
-  /** `Sink` writing `{username, token}` versions to `<mount>/<path>`, over the `VaultClient` in context. */
-  layer: (options: VaultSinkOptions): Layer.Layer<Sink, never, VaultClient> => Layer.effect(Sink, make(options)),
-  /** The sink service itself, for embedding without a Layer. */
-  make,
-} as const
+/** `Sink` writing `{username, token}` versions to `<mount>/<path>`, over the `VaultClient` in context. */
+export const layer = (options: VaultSinkOptions): Layer.Layer<Sink, never, VaultClient> => Layer.effect(Sink, make(options))

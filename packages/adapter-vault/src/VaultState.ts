@@ -52,7 +52,7 @@ const decodeRecord = Schema.decodeUnknownEffect(StateRecord)
 /** Capabilities a State needs on its data paths (`list` on the metadata folder for `list()` only). */
 export const STATE_CAPABILITIES = ["create", "read", "update"] as const
 
-const make = (options: VaultStateOptions) =>
+export const make = (options: VaultStateOptions) =>
   Effect.gen(function* () {
     const client = yield* VaultClient
     const store = kv(client, options.mount)
@@ -181,10 +181,5 @@ const make = (options: VaultStateOptions) =>
     })
   })
 
-export const VaultState = {
-  /** `State` in KV v2 at `<mount>/<prefix>/<key>`, over the `VaultClient` in context. */
-  layer: (options: VaultStateOptions): Layer.Layer<State, never, VaultClient> => Layer.effect(State, make(options)),
-  /** The state service itself, for embedding without a Layer. */
-  make,
-  secretName,
-} as const
+/** `State` in KV v2 at `<mount>/<prefix>/<key>`, over the `VaultClient` in context. */
+export const layer = (options: VaultStateOptions): Layer.Layer<State, never, VaultClient> => Layer.effect(State, make(options))

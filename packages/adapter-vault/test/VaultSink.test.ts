@@ -2,7 +2,8 @@
 import { type Credential, Sink } from "@gldt/core/Sink"
 import { Effect, Layer, Redacted } from "effect"
 import { describe, expect, it } from "vitest"
-import { META, type RemoveMode, VaultSink } from "../src/VaultSink.ts"
+import * as VaultSink from "../src/VaultSink.ts"
+import { META, type RemoveMode } from "../src/VaultSink.ts"
 import { api, clientLayer, failure, mountKv, run, tokenAuth, tokenWithPolicy, unique, useVault } from "./helpers.ts"
 
 const vault = useVault()

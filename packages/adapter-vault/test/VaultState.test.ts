@@ -3,7 +3,8 @@ import type { StateConflict, StateError } from "@gldt/core/Errors"
 import { emptyRecord, State, type StateRecord, type TokenRecord } from "@gldt/core/State"
 import { Effect, Layer, Option, type Result } from "effect"
 import { describe, expect, it } from "vitest"
-import { VaultState, secretName } from "../src/VaultState.ts"
+import * as VaultState from "../src/VaultState.ts"
+import { secretName } from "../src/VaultState.ts"
 import { api, clientLayer, failure, mountKv, run, tokenAuth, tokenWithPolicy, unique, useVault } from "./helpers.ts"
 
 const vault = useVault()

@@ -17,7 +17,7 @@ import { tsSnippets } from "../src/Snippets.ts"
 import { tarballProblems } from "../src/Tarball.ts"
 
 const CONSUMER_PROGRAM = new URL("../consumer/reconcile.ts", import.meta.url)
-const LIBRARIES = ["@gldt/core", "@gldt/gitlab", "@gldt/adapter-file", "@gldt/adapter-kubernetes"]
+const LIBRARIES = ["@gldt/core", "@gldt/gitlab", "@gldt/adapter-file", "@gldt/adapter-kubernetes", "@gldt/adapter-vault"]
 const PUBLISHED = [...LIBRARIES, "@gldt/cli"].sort()
 /** Another effect 4.x release than the workspace's 4.1.0, inside the libraries' peer range. */
 const OTHER_EFFECT = "4.0.6"
@@ -87,7 +87,7 @@ const reconcileIn = async (dir: string) => {
 }
 
 describe("tarballs", () => {
-  it("the publishable packages are exactly core, gitlab, adapter-file, adapter-kubernetes and cli", () => {
+  it("the publishable packages are exactly core, gitlab, adapter-file, adapter-kubernetes, adapter-vault and cli", () => {
     assert.deepStrictEqual(Object.keys(tarballs).sort(), PUBLISHED)
   })
 
@@ -131,7 +131,7 @@ describe("a consumer with only the tarballs installed", () => {
         files.push(file)
       })
     }
-    // core, gitlab, adapter-file and adapter-kubernetes each show at least one program.
+    // core, gitlab, adapter-file, adapter-kubernetes and adapter-vault each show at least one program.
     assert.isAtLeast(files.length, 1 + LIBRARIES.length)
     await typecheck(full, files)
   })
