@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs"
 import { homedir } from "node:os"
 import { join } from "node:path"
+import { shareConnections } from "@gldt/adapter-kubernetes/Connections"
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -53,26 +54,26 @@ export interface Kind {
   readonly kind: string
 }
 
-/** $KUBECONFIG, then in-cluster, then ~/.kube/config (or the explicit file). */
+/** $KUBECONFIG, then in-cluster, then ~/.kube/config (or the explicit file); reusing connections across calls. */
 export const loadKubeConfig = (explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): KubeConfig => {
   const kc = new KubeConfig()
   if (explicit !== undefined) {
     if (!existsSync(explicit)) throw new Error(`--kubeconfig: ${explicit} does not exist`)
     kc.loadFromFile(explicit)
-    return kc
+    return shareConnections(kc)
   }
   if (env.KUBECONFIG !== undefined && env.KUBECONFIG !== "") {
     kc.loadFromDefault()
-    return kc
+    return shareConnections(kc)
   }
   if (env.KUBERNETES_SERVICE_HOST !== undefined && existsSync("/var/run/secrets/kubernetes.io/serviceaccount/token")) {
     kc.loadFromCluster()
-    return kc
+    return shareConnections(kc)
   }
   const home = join(homedir(), ".kube", "config")
   if (existsSync(home)) {
     kc.loadFromFile(home)
-    return kc
+    return shareConnections(kc)
   }
   throw new Error("no kubeconfig: pass --kubeconfig PATH, set KUBECONFIG, run in a cluster, or create ~/.kube/config")
 }

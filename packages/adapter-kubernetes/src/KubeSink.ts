@@ -13,6 +13,7 @@
 import { SinkError } from "@gldt/core/Errors"
 import { type Credential, type Held, revealToken, Sink } from "@gldt/core/Sink"
 import { CoreV1Api, type KubeConfig, type V1Secret } from "@kubernetes/client-node"
+import { shareConnections } from "./Connections.ts"
 import { Effect, Layer } from "effect"
 import { type KubeCallError, kubeCall, type Owner, orNotFound } from "./internal/kube.ts"
 import {
@@ -54,7 +55,7 @@ const scrub = (message: string, secrets: ReadonlyArray<string>): string =>
 /** The sink service itself, for embedding without a Layer. */
 export const make = (options: KubeSinkOptions) =>
   Effect.sync(() => {
-    const api = options.kubeConfig.makeApiClient(CoreV1Api)
+    const api = shareConnections(options.kubeConfig).makeApiClient(CoreV1Api)
     const { namespace, owner } = options
     const fieldManager = options.fieldManager ?? "gldt"
     const compiled = compileTarget(options.target)

@@ -21,6 +21,7 @@
 import { StateConflict, StateError } from "@gldt/core/Errors"
 import { State, StateRecord } from "@gldt/core/State"
 import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node"
+import { shareConnections } from "./Connections.ts"
 import { Effect, Layer, Option, Schema } from "effect"
 import { STATE_GROUP, STATE_KIND, STATE_PLURAL, STATE_VERSION } from "./Crds.ts"
 import { sha256Hex } from "./internal/hash.ts"
@@ -102,7 +103,7 @@ const decodeRecord = Schema.decodeUnknownEffect(StateRecord)
 /** The state service itself, for embedding without a Layer. */
 export const make = (options: KubeStateOptions) =>
   Effect.sync(() => {
-    const api = options.kubeConfig.makeApiClient(CustomObjectsApi)
+    const api = shareConnections(options.kubeConfig).makeApiClient(CustomObjectsApi)
     const { namespace, owner } = options
     const fieldManager = options.fieldManager ?? "gldt"
     const base = { group: STATE_GROUP, version: STATE_VERSION, namespace, plural: STATE_PLURAL }

@@ -1,0 +1,77 @@
+/** shareConnections on a real kube-apiserver: calls share keep-alive connections instead of one handshake each. */
+import { subscribe, unsubscribe } from "node:diagnostics_channel"
+import type { Kube } from "@gldt/testenv"
+import { CoreV1Api } from "@kubernetes/client-node"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { isSharing, shareConnections } from "../src/Connections.ts"
+import { kubeConfigOf, startCluster } from "./helpers.ts"
+
+let kubeOrUndefined: Kube | undefined
+const kube = (): Kube => {
+  if (!kubeOrUndefined) throw new Error("control plane not started")
+  return kubeOrUndefined
+}
+
+beforeAll(async () => {
+  kubeOrUndefined = await startCluster()
+}, 40 * 60_000)
+
+afterAll(async () => {
+  await kubeOrUndefined?.stop()
+})
+
+/** New TCP connections undici opens while `f` runs (undici reports each on a diagnostics channel). */
+const connectionsDuring = async (f: () => Promise<void>): Promise<number> => {
+  let opened = 0
+  const onConnected = () => {
+    opened++
+  }
+  subscribe("undici:client:connected", onConnected)
+  try {
+    await f()
+  } finally {
+    unsubscribe("undici:client:connected", onConnected)
+  }
+  return opened
+}
+
+const readDefaultNamespace30Times = (api: CoreV1Api) => async () => {
+  for (let i = 0; i < 30; i++) await api.readNamespace({ name: "default" })
+}
+
+describe("shareConnections", () => {
+  it("without it, client-node opens a new connection for every call (the behaviour it fixes)", async () => {
+    const api = kubeConfigOf(kube()).makeApiClient(CoreV1Api)
+    expect(await connectionsDuring(readDefaultNamespace30Times(api))).toBe(30)
+  })
+
+  it("with it, 30 sequential calls reuse one connection", async () => {
+    const kc = shareConnections(kubeConfigOf(kube()))
+    expect(isSharing(kc)).toBe(true)
+    const api = kc.makeApiClient(CoreV1Api)
+    expect(await connectionsDuring(readDefaultNamespace30Times(api))).toBe(1)
+  })
+
+  it("API clients made from one config share its pool, and sharing twice changes nothing", async () => {
+    const kc = shareConnections(shareConnections(kubeConfigOf(kube())))
+    const a = kc.makeApiClient(CoreV1Api)
+    const b = kc.makeApiClient(CoreV1Api)
+    const opened = await connectionsDuring(async () => {
+      await readDefaultNamespace30Times(a)()
+      await readDefaultNamespace30Times(b)()
+    })
+    expect(opened).toBe(1)
+  })
+
+  it("16 calls at once stay within one pool and keep working", async () => {
+    const kc = shareConnections(kubeConfigOf(kube()))
+    const api = kc.makeApiClient(CoreV1Api)
+    const opened = await connectionsDuring(async () => {
+      const names = await Promise.all(Array.from({ length: 16 }, () => api.readNamespace({ name: "default" }).then((n) => n.metadata?.name)))
+      expect(names.every((n) => n === "default")).toBe(true)
+      await readDefaultNamespace30Times(api)()
+    })
+    // HTTP/1.1 opens a connection per concurrent request at most; the 30 after reuse them.
+    expect(opened).toBeLessThanOrEqual(16)
+  })
+})
