@@ -295,15 +295,25 @@ const resolveLocation = (job: Pick<Job, "key" | "connection" | "spec">) =>
 
 const NONCE_DRAWS = 8
 
+/** Every record of the State: its snapshot when it has one, else each key loaded in turn. */
+const everyRecord = (state: State["Service"]) =>
+  state.snapshot !== undefined
+    ? state.snapshot()
+    : Effect.gen(function* () {
+        const records: Array<StateRecord> = []
+        for (const k of yield* state.list()) {
+          const found = yield* state.load(k)
+          if (Option.isSome(found)) records.push(found.value.record)
+        }
+        return records
+      })
+
 /** Draws a fingerprint no other key of this State uses at `location` (open intents and tracked tokens). */
 const freshFingerprint = (job: Job, location: Location, now: number) =>
   Effect.gen(function* () {
     const state = yield* State
     const taken = new Set<number>()
-    for (const k of yield* state.list()) {
-      const found = yield* state.load(k)
-      if (Option.isNone(found)) continue
-      const r = found.value.record
+    for (const r of yield* everyRecord(state)) {
       const marks = [
         ...(r.intent && locationKey(r.intent.location) === locationKey(location) ? [r.intent.expiresAt] : []),
         ...[r.current, r.pending, ...r.retiring]

@@ -114,6 +114,13 @@ export class State extends Context.Service<
     remove(key: string, expected: string): Effect.Effect<void, StateConflict | StateError>
     list(): Effect.Effect<ReadonlyArray<string>, StateError>
     /**
+     * Optional: every record at once from a view that may lag a moment behind (an informer cache),
+     * at no cost per key. Used only where a lagging view is harmless: drawing a fingerprint no
+     * other key uses, which compare-and-set and the random draw already make safe. Without it,
+     * core lists and loads each key.
+     */
+    readonly snapshot?: (() => Effect.Effect<ReadonlyArray<StateRecord>, StateError>) | undefined
+    /**
      * Runs `effect` holding the key's exclusive lock, so an intent found under the lock is known to
      * be abandoned. Backends without a process lock rely on compare-and-set alone.
      */

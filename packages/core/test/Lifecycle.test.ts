@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Layer, Logger, Option, Redacted } from "effect"
+import { Clock, Effect, Layer, Logger, Option, Random, Redacted } from "effect"
 import { TestClock } from "effect/testing"
 import { GitLab } from "../src/GitLab.ts"
 import { RateLimited, StateError } from "../src/Errors.ts"
@@ -535,6 +535,54 @@ describe("issue 7: every token provably ours", () => {
       assert.isTrue(Option.isNone(yield* s.load(j.key)), "the record is gone: the deletion completes")
       assert.isTrue(logs.lines.some((l) => l.includes("level=WARN") && l.includes("releasing suspects") && l.includes(`tokenIds=${id}`)), logs.lines.join("\n"))
     }).pipe(Effect.provide(TestLayer)))
+})
+
+describe("a State with a snapshot", () => {
+  /** Memory State plus a snapshot, counting the per-key loads the fingerprint draw would otherwise make. */
+  const withSnapshot = Layer.effect(
+    State,
+    Effect.gen(function* () {
+      const inner = yield* State
+      const counts = { loads: 0, snapshots: 0 }
+      const service = State.of({
+        ...inner,
+        load: (key) => Effect.sync(() => counts.loads++).pipe(Effect.andThen(inner.load(key))),
+        snapshot: () =>
+          Effect.gen(function* () {
+            counts.snapshots++
+            const out: Array<StateRecord> = []
+            for (const k of yield* inner.list()) {
+              const found = yield* inner.load(k)
+              if (Option.isSome(found)) out.push(found.value.record)
+            }
+            return out
+          }),
+      })
+      yield* Effect.sync(() => snapshotCounts.push(counts))
+      return service
+    }),
+  ).pipe(Layer.provide(stateMemory))
+  const snapshotCounts: Array<{ loads: number; snapshots: number }> = []
+
+  it.effect("the fingerprint draw reads the snapshot, not every key, and still never reuses another key's mark", () =>
+    Effect.gen(function* () {
+      const spec = specOf({ expiresAfter: "48h" })
+      // The same seed makes b's first draw the mark a already holds.
+      yield* reconcile(job({ key: "ns/a", spec })).pipe(Random.withSeed("same"))
+      for (let i = 0; i < 30; i++) yield* reconcile(job({ key: `ns/other-${i}`, spec: specOf({ name: `other-${i}` }) }))
+      const counts = snapshotCounts.at(-1)!
+      const loadsBefore = counts.loads
+      yield* reconcile(job({ key: "ns/b", spec })).pipe(Random.withSeed("same"))
+      const tokens = yield* live
+      const idOf = (key: string) => stateOf(key).pipe(Effect.map((r) => r.current!.id))
+      const aId = yield* idOf("ns/a")
+      const bId = yield* idOf("ns/b")
+      const a = tokens.find((t) => t.id === aId)!
+      const b = tokens.find((t) => t.id === bId)!
+      assert.notStrictEqual(b.expiresAt, a.expiresAt, "b drew again instead of taking a's mark")
+      assert.isAtLeast(counts.snapshots, 32, "every mint read the snapshot")
+      assert.isBelow(counts.loads - loadsBefore, 30, "b's mint did not load the 31 other keys one by one")
+    }).pipe(Effect.provide(Layer.mergeAll(FakeGitLab.gitlabLayer, sinkMemory, withSnapshot))))
 })
 
 describe("issue 7: targets are stored by numeric id", () => {
