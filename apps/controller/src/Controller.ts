@@ -19,18 +19,8 @@ import * as LeaderElection from "./LeaderElection.ts"
 import { Metrics, make as makeMetrics } from "./Metrics.ts"
 import * as Reconciler from "./Reconciler.ts"
 import { healthRoute, metricsRoute, serve } from "./Server.ts"
+import { changeFilter, GeneratorUsers, generatorKey, isNew } from "./Triggers.ts"
 import { WorkQueue } from "./WorkQueue.ts"
-
-/** The signature of an object's fields whose change needs a reconcile (status-only updates do not). */
-const signature = (o: Cache.Obj) =>
-  JSON.stringify([
-    o.metadata.generation,
-    o.metadata.labels ?? {},
-    o.metadata.annotations ?? {},
-    o.metadata.finalizers ?? [],
-    o.metadata.deletionTimestamp !== undefined,
-    o.metadata.resourceVersion === undefined ? 0 : 1,
-  ])
 
 /** Whether ESO's controller is installed: its SecretStore CRDs exist (gldt never installs them). */
 const detectEso = (kube: KubeApi.KubeApiShape) =>
@@ -92,38 +82,36 @@ export const run = (flags: Flags) =>
     })
 
     // Event handlers: every change that matters puts the consumer's key in the queue.
-    const seen = new Map<string, string>()
+    const consumerChanged = changeFilter()
+    const users = new GeneratorUsers()
     const onConsumer = (kind: "ExternalSecret" | "GitlabDeployTokenConsumer") => (verb: Cache.Verb, o: Cache.Obj) => {
-      if (kind === "ExternalSecret" && gldtRefs(o).length === 0) return
       const ns = o.metadata.namespace ?? "default"
       const k = queueKey(kind, ns, o.metadata.name)
-      const uid = o.metadata.uid ?? k
-      if (verb === "delete") seen.delete(uid)
-      else {
-        const sig = signature(o)
-        if (verb === "update" && seen.get(uid) === sig) return
-        seen.set(uid, sig)
-      }
-      queue.add(k)
+      const refs =
+        kind === "ExternalSecret"
+          ? gldtRefs(o)
+          : [(o.spec as { generatorRef?: { kind?: string; name?: string } } | undefined)?.generatorRef].map((r) => ({ kind: r?.kind ?? "GitlabDeployToken", name: r?.name ?? "" }))
+      users.set(k, verb === "delete" ? [] : refs.map((r) => generatorKey(r.kind, ns, r.name)))
+      if (kind === "ExternalSecret" && refs.length === 0) return
+      if (!consumerChanged(verb, o)) return
+      queue.add(k, { first: verb !== "delete" && isNew(o) })
     }
     cache.informed.externalSecrets.on(onConsumer("ExternalSecret"))
     cache.informed.consumers.on(onConsumer("GitlabDeployTokenConsumer"))
     const consumersOf = (kind: "GitlabDeployToken" | "ClusterGenerator", name: string, namespace: string | undefined) => {
-      for (const es of cache.informed.externalSecrets.list(namespace)) {
-        if (gldtRefs(es).some((r) => r.kind === kind && r.name === name)) queue.add(queueKey("ExternalSecret", es.metadata.namespace!, es.metadata.name))
-      }
-      for (const c of cache.informed.consumers.list(namespace)) {
-        const ref = (c.spec as { generatorRef?: { kind?: string; name?: string } } | undefined)?.generatorRef
-        if ((ref?.kind ?? "GitlabDeployToken") === kind && ref?.name === name) queue.add(queueKey("GitlabDeployTokenConsumer", c.metadata.namespace!, c.metadata.name))
-      }
+      for (const k of users.of(generatorKey(kind, namespace ?? "", name))) queue.add(k)
     }
+    const generatorChanged = changeFilter()
     cache.informed.generators.on((verb, g) => {
-      consumersOf("GitlabDeployToken", g.metadata.name, g.metadata.namespace)
+      if (generatorChanged(verb, g)) consumersOf("GitlabDeployToken", g.metadata.name, g.metadata.namespace)
       if (verb !== "delete" && g.metadata.deletionTimestamp !== undefined && (g.metadata.finalizers ?? []).includes(GENERATOR_FINALIZER)) {
         queue.add(`generators/${g.metadata.namespace}`)
       }
     })
-    cache.informed.clusterGenerators.on((_verb, g) => consumersOf("ClusterGenerator", g.metadata.name, undefined))
+    const clusterGeneratorChanged = changeFilter()
+    cache.informed.clusterGenerators.on((verb, g) => {
+      if (clusterGeneratorChanged(verb, g)) consumersOf("ClusterGenerator", g.metadata.name, undefined)
+    })
     cache.informed.states.on((verb, s) => {
       const key = (s.spec as { key?: string } | undefined)?.key
       if (key === undefined) return

@@ -11,14 +11,16 @@
  */
 import { createHash } from "node:crypto"
 import { KubeSink, KubeState } from "@gldt/adapter-kubernetes"
+import type { SecretObject } from "@gldt/adapter-kubernetes/Target"
 import { locationKey } from "@gldt/core/Decisions"
 import type { GitLabError } from "@gldt/core/Errors"
 import { type Connection, GitLab } from "@gldt/core/GitLab"
 import { type Job, type LifecycleFailure, type Report, reconcile, revokeAll, rotate } from "@gldt/core/Lifecycle"
 import { Sink } from "@gldt/core/Sink"
 import { DEFAULT_GRACE_MS, type DeployTokenSpec, validateSpec } from "@gldt/core/Spec"
-import { emptyRecord, type StateRecord } from "@gldt/core/State"
+import { emptyRecord, State, type StateRecord } from "@gldt/core/State"
 import { targetKey } from "@gldt/core/Decisions"
+import type { V1Secret } from "@kubernetes/client-node"
 import { Clock, Effect, Layer, Option, Redacted } from "effect"
 import type { CacheShape, Obj } from "./Cache.ts"
 import {
@@ -147,8 +149,13 @@ const resolve = (deps: Deps, c: Consumer, now: number): Effect.Effect<Resolved, 
         `${field("spec.auth.token.secretRef.namespace")}: is ${secretRef.namespace}, but the access token is always read from the consumer's own namespace (${c.namespace}) so that no namespace can mint with another's credentials; remove the field and create the Secret ${secretRef.name} in ${c.namespace}`,
       )
     }
-    // The access token.
-    const secret = yield* kube.readSecret(c.namespace, secretRef.name).pipe(Effect.mapError(apiRetry(`cannot read Secret ${c.namespace}/${secretRef.name}`)))
+    // The access token: from the informer once the Secret carries our label (every consumer after the
+    // first one in a namespace), else from the API. A cached copy without the key is read again.
+    const cached = cache.informed.authSecrets.get(secretRef.name, c.namespace)
+    const secret =
+      cached !== undefined && cached.data?.[secretRef.key] !== undefined
+        ? (cached as unknown as V1Secret)
+        : yield* kube.readSecret(c.namespace, secretRef.name).pipe(Effect.mapError(apiRetry(`cannot read Secret ${c.namespace}/${secretRef.name}`)))
     if (secret === undefined) {
       return yield* badInput(
         `${field("spec.auth.token.secretRef.name")}: Secret ${c.namespace}/${secretRef.name} does not exist; create it with the GitLab access token: kubectl -n ${c.namespace} create secret generic ${secretRef.name} --from-literal=${secretRef.key}=<token with the api scope>`,
@@ -317,13 +324,38 @@ export const make = (deps: Deps) => {
       yield* warn(c, "UpdateFailed", message)
     })
 
-  const layersFor = (c: Consumer, withSink: boolean) => {
-    const owner = { apiVersion: `${c.api.group}/${c.api.version}`, kind: c.api.kind, name: c.name, uid: c.obj.metadata.uid ?? "" }
-    return Layer.mergeAll(
-      KubeState.layer({ namespace: c.namespace, kubeConfig: kube.kubeConfig, owner }),
-      withSink ? KubeSink.layer({ namespace: c.namespace, kubeConfig: kube.kubeConfig, owner, target: c.target }) : nullSink,
+  const ownerOf = (c: Consumer) => ({ apiVersion: `${c.api.group}/${c.api.version}`, kind: c.api.kind, name: c.name, uid: c.obj.metadata.uid ?? "" })
+
+  /**
+   * The consumer's State for one reconcile: loads reuse what this reconcile read or wrote, and the
+   * fingerprint draw reads the informer's state objects instead of every key from the API.
+   */
+  const stateFor = (namespace: string, owner: ReturnType<typeof ownerOf> | undefined) =>
+    KubeState.make({
+      namespace,
+      kubeConfig: kube.kubeConfig,
+      owner,
+      reuseReads: true,
+      view: {
+        get: (name) => cache.informed.states.get(name, namespace) as KubeState.StateObject | undefined,
+        list: () => cache.informed.states.list(namespace) as unknown as ReadonlyArray<KubeState.StateObject>,
+      },
+    })
+
+  const layersFor = (c: Consumer, withSink: boolean, state: State["Service"]) =>
+    Layer.mergeAll(
+      Layer.succeed(State, state),
+      withSink
+        ? KubeSink.layer({
+            namespace: c.namespace,
+            kubeConfig: kube.kubeConfig,
+            owner: ownerOf(c),
+            target: c.target,
+            reuseReads: true,
+            view: { list: () => cache.informed.managedSecrets.list(c.namespace) as unknown as ReadonlyArray<SecretObject> },
+          })
+        : nullSink,
     )
-  }
 
   const recordOutcome = (report: Report) => {
     for (const a of report.actions) {
@@ -340,7 +372,7 @@ export const make = (deps: Deps) => {
    * consumer: the state object is created with that watermark before core runs. An older list only
    * lowers the watermark, which can only widen what recovery looks at, never hide a token.
    */
-  const preseedWatermark = (c: Consumer, r: Resolved, nowMs: number) =>
+  const preseedWatermark = (c: Consumer, r: Resolved, nowMs: number, state: State["Service"]) =>
     Effect.gen(function* () {
       const exists = cache.informed.states.list(c.namespace).some((s) => (s.spec as { key?: string } | undefined)?.key === c.key)
       if (exists) return
@@ -355,8 +387,6 @@ export const make = (deps: Deps) => {
       const numericId = /^\d+$/.test(r.spec.target.id) ? r.spec.target.id : yield* lists.resolve(r)
       if (numericId === undefined) return
       const highest = listed.reduce((m, t) => Math.max(m, t.id), 0)
-      const owner = { apiVersion: `${c.api.group}/${c.api.version}`, kind: c.api.kind, name: c.name, uid: c.obj.metadata.uid ?? "" }
-      const state = yield* KubeState.make({ namespace: c.namespace, kubeConfig: kube.kubeConfig, owner })
       const target = { kind: r.spec.target.kind, id: numericId }
       const record: StateRecord = {
         ...emptyRecord(c.key),
@@ -419,7 +449,10 @@ export const make = (deps: Deps) => {
         caPem: cas.length === 0 ? undefined : cas.join("\n"),
         allowHttp: options.allowHttp,
       }
-      const layers = c === undefined ? Layer.mergeAll(KubeState.layer({ namespace, kubeConfig: kube.kubeConfig }), nullSink) : layersFor(c, true)
+      const layers =
+        c === undefined
+          ? Layer.mergeAll(KubeState.layer({ namespace, kubeConfig: kube.kubeConfig }), nullSink)
+          : layersFor(c, true, yield* stateFor(namespace, ownerOf(c)))
       const report = yield* revokeAll({ key, connection }, { removeFromSink: c !== undefined }).pipe(
         Effect.provide(layers),
         Effect.provideService(GitLab, deps.gitlab),
@@ -534,8 +567,9 @@ export const make = (deps: Deps) => {
         requestedAt = seen?.hash === c.resourceVersionHash ? seen.at : nowMs
         changeSeen.set(c.key, { hash: c.resourceVersionHash, at: requestedAt })
       }
-      const layers = layersFor(c, true)
-      yield* preseedWatermark(c, resolved, nowMs)
+      const state = yield* stateFor(c.namespace, ownerOf(c))
+      const layers = layersFor(c, true, state)
+      yield* preseedWatermark(c, resolved, nowMs, state)
       const run = requestedAt === undefined ? reconcile(job) : rotate(job, requestedAt)
       const report = yield* run.pipe(
         Effect.provide(layers),

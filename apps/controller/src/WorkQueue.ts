@@ -3,6 +3,9 @@
  * is never handed to two workers at once (an add while it is being processed re-queues it after
  * `done`), can be added after a delay (the earliest delay wins), and failing keys come back with a
  * per-key exponential back-off that `forget` resets.
+ *
+ * Keys added with `first: true` (consumers never synced) wait in a lane of their own that workers
+ * drain before the rest: a new ExternalSecret does not wait behind a thousand refreshes.
  */
 import { Effect } from "effect"
 
@@ -19,6 +22,7 @@ export const backoffDelay = (failures: number, o: BackoffOptions, random: () => 
 
 export class WorkQueue {
   private readonly queue: Array<string> = []
+  private readonly firstLane: Array<string> = []
   private readonly dirty = new Set<string>()
   private readonly processing = new Set<string>()
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>()
@@ -34,15 +38,32 @@ export class WorkQueue {
 
   /** Keys waiting (not counting delayed ones or those being processed). */
   get depth(): number {
-    return this.queue.length
+    return this.queue.length + this.firstLane.length
+  }
+
+  /** The next waiting key, first lane first. */
+  private next(): string | undefined {
+    return this.firstLane.shift() ?? this.queue.shift()
   }
 
   get delayed(): number {
     return this.timers.size
   }
 
-  add(key: string): void {
-    if (this.shuttingDown || this.dirty.has(key)) return
+  add(key: string, options?: { readonly first?: boolean }): void {
+    if (this.shuttingDown) return
+    const first = options?.first === true
+    if (this.dirty.has(key)) {
+      // Already waiting: a first-lane add moves it up.
+      if (first && !this.processing.has(key)) {
+        const i = this.queue.indexOf(key)
+        if (i >= 0) {
+          this.queue.splice(i, 1)
+          this.firstLane.push(key)
+        }
+      }
+      return
+    }
     this.dirty.add(key)
     if (this.processing.has(key)) return
     const waiter = this.waiters.shift()
@@ -50,7 +71,7 @@ export class WorkQueue {
       this.dirty.delete(key)
       this.processing.add(key)
       waiter(key)
-    } else this.queue.push(key)
+    } else (first ? this.firstLane : this.queue).push(key)
   }
 
   /** Adds the key after `ms`; an earlier pending delay for the same key is kept. */
@@ -92,7 +113,7 @@ export class WorkQueue {
 
   /** Next key to process; undefined once shut down. Call `done` when finished with it. */
   get(): Promise<string | undefined> {
-    const key = this.queue.shift()
+    const key = this.next()
     if (key !== undefined) {
       this.dirty.delete(key)
       this.processing.add(key)
@@ -122,7 +143,7 @@ export class WorkQueue {
   take = (): Effect.Effect<string | undefined> =>
     Effect.callback<string | undefined>((resume) => {
       let settled = false
-      const key = this.queue.shift()
+      const key = this.next()
       if (key !== undefined) {
         this.dirty.delete(key)
         this.processing.add(key)

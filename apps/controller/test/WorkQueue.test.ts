@@ -31,6 +31,27 @@ describe("WorkQueue", () => {
     expect(second).toBe("a")
   })
 
+  it("hands out first-lane keys (never-synced consumers) before the refreshes queued earlier", async () => {
+    const q = new WorkQueue()
+    for (let i = 0; i < 1000; i++) q.add(`refresh-${i}`)
+    q.add("new-es", { first: true })
+    expect(q.depth).toBe(1001)
+    expect(await q.get()).toBe("new-es")
+    expect(await q.get()).toBe("refresh-0")
+  })
+
+  it("a first-lane add moves a key already waiting up, once, without queueing it twice", async () => {
+    const q = new WorkQueue()
+    q.add("a")
+    q.add("b")
+    q.add("b", { first: true })
+    q.add("b", { first: true })
+    expect(q.depth).toBe(2)
+    expect(await q.get()).toBe("b")
+    expect(await q.get()).toBe("a")
+    expect(q.depth).toBe(0)
+  })
+
   it("keeps the earliest delay of a key", async () => {
     const q = new WorkQueue()
     q.addAfter("a", 10_000)

@@ -44,6 +44,18 @@ export interface KubeSinkOptions {
   readonly owner?: Owner | undefined
   /** Field manager of gldt's writes. Default `gldt`. */
   readonly fieldManager?: string | undefined
+  /**
+   * For an instance that lives for one short unit of work (the controller makes one per
+   * reconcile): the Secret is read once and then known from this instance's own writes. A write
+   * that conflicts reads it again. Leave it off for a long-lived instance.
+   */
+  readonly reuseReads?: boolean | undefined
+  /**
+   * An informer's view of the namespace's managed Secrets (label
+   * `reconcile.external-secrets.io/managed=true`): with it, finding the Secrets of a previous target
+   * name costs no list call. A lagging view only delays that clean-up to the next delivery.
+   */
+  readonly view?: { list(): ReadonlyArray<SecretObject> } | undefined
 }
 
 const ATTEMPTS = 4
@@ -71,18 +83,40 @@ export const make = (options: KubeSinkOptions) =>
         ? Effect.succeed(compiled.target)
         : Effect.fail(fail(key, `the target cannot be written: ${compiled.problems.join("; ")}`))
 
-    const read = (key: string) =>
-      orNotFound(kubeCall(() => api.readNamespacedSecret({ name, namespace }))).pipe(
-        Effect.map((s) => (s === undefined ? undefined : (JSON.parse(JSON.stringify(s)) as SecretObject))),
-        Effect.mapError(apiFail(key, "cannot read")),
-      )
+    /** The Secret as this instance last read or wrote it (with `reuseReads`); undefined: not known yet. */
+    let known: { readonly secret: SecretObject | undefined } | undefined
+    const copy = (s: SecretObject | undefined) => (s === undefined ? undefined : (JSON.parse(JSON.stringify(s)) as SecretObject))
+
+    const read = (key: string, fresh = false) =>
+      !fresh && options.reuseReads === true && known !== undefined
+        ? Effect.succeed(copy(known.secret))
+        : orNotFound(kubeCall(() => api.readNamespacedSecret({ name, namespace }))).pipe(
+            Effect.map((s) => copy(s as SecretObject | undefined)),
+            Effect.tap((s) =>
+              Effect.sync(() => {
+                known = { secret: copy(s) }
+              }),
+            ),
+            Effect.mapError(apiFail(key, "cannot read")),
+          )
 
     const write = (op: "create" | "replace", secret: SecretObject, dryRun: boolean) =>
       kubeCall(() => {
         const body = secret as V1Secret
         const common = { namespace, body, fieldManager, ...(dryRun ? { dryRun: "All" } : {}) }
         return op === "create" ? api.createNamespacedSecret(common) : api.replaceNamespacedSecret({ ...common, name })
-      })
+      }).pipe(
+        Effect.tap((written) =>
+          Effect.sync(() => {
+            if (!dryRun) known = { secret: copy(written as SecretObject) }
+          }),
+        ),
+        Effect.tapError(() =>
+          Effect.sync(() => {
+            known = undefined
+          }),
+        ),
+      )
 
     /** Plans against the current Secret and writes; retries when the Secret changed meanwhile. */
     const planAndWrite = (key: string, values: typeof PLACEHOLDER, tokenId: number, dryRun: boolean) =>
@@ -90,7 +124,7 @@ export const make = (options: KubeSinkOptions) =>
         const t = yield* target(key)
         const secrets = dryRun ? [] : [values.token, ...Object.values(t.render(values))]
         for (let attempt = 1; ; attempt++) {
-          const existing = yield* read(key)
+          const existing = yield* read(key, attempt > 1)
           const plan = planWrite(t, namespace, owner, existing, values, tokenId)
           if (plan.op === "refuse") return yield* Effect.fail(fail(key, plan.reason))
           const written = yield* Effect.result(write(plan.op, plan.secret, dryRun))
@@ -107,9 +141,12 @@ export const make = (options: KubeSinkOptions) =>
     const deleteRenamed = (key: string) =>
       Effect.gen(function* () {
         if (owner === undefined) return
-        const selector = `${LABEL_CREATED_BY}=${createdByLabel(namespace, owner.name)}`
-        const list = yield* kubeCall(() => api.listNamespacedSecret({ namespace, labelSelector: selector }))
-        for (const s of list.items) {
+        const label = createdByLabel(namespace, owner.name)
+        const items =
+          options.view !== undefined
+            ? options.view.list().filter((s) => s.metadata?.labels?.[LABEL_CREATED_BY] === label)
+            : (yield* kubeCall(() => api.listNamespacedSecret({ namespace, labelSelector: `${LABEL_CREATED_BY}=${label}` }))).items
+        for (const s of items) {
           const ours = s.metadata?.ownerReferences?.some((r) => r.controller === true && r.uid === owner.uid) ?? false
           if (!ours || s.metadata?.name === name || s.metadata?.name === undefined) continue
           yield* kubeCall(() =>
@@ -162,6 +199,11 @@ export const make = (options: KubeSinkOptions) =>
           ).pipe(
             Effect.catchIf((e) => e.code === 404, () => Effect.void),
             Effect.mapError(apiFail(key, "cannot delete")),
+            Effect.ensuring(
+              Effect.sync(() => {
+                known = undefined
+              }),
+            ),
           )
           return
         }

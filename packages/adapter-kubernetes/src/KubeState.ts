@@ -35,6 +35,25 @@ export interface KubeStateOptions {
   readonly owner?: Owner | undefined
   /** Field manager of gldt's writes. Default `gldt`. */
   readonly fieldManager?: string | undefined
+  /**
+   * An informer's view of the namespace's state objects (the controller keeps one). With it,
+   * `snapshot` costs no API call. Loads never read it: recovery compares keys, and must not act on
+   * a view that lags behind.
+   */
+  readonly view?: StateObjectsView | undefined
+  /**
+   * For an instance that lives for one short unit of work (the controller makes one per
+   * reconcile): a load returns what this instance last read or wrote for the key, without a call.
+   * Another writer's change since then makes the next save conflict, and the key is read again.
+   * Leave it off for a long-lived instance, whose loads must see other writers' changes.
+   */
+  readonly reuseReads?: boolean | undefined
+}
+
+/** Read-only access to state objects as an informer holds them (never mutated by KubeState). */
+export interface StateObjectsView {
+  get(name: string): StateObject | undefined
+  list(): ReadonlyArray<StateObject>
 }
 
 /** Holds a state object until every token in its record is revoked. */
@@ -99,6 +118,10 @@ const heldTokens = (r: StateRecord): ReadonlyArray<string> => [
 ]
 
 const decodeRecord = Schema.decodeUnknownEffect(StateRecord)
+const decodeRecordOption = Schema.decodeUnknownOption(StateRecord)
+
+/** Records decoded from view objects: an informer replaces an object on every change, so one decode per version. */
+const decodedFromView = new WeakMap<StateObject, StateRecord | null>()
 
 /** The state service itself, for embedding without a Layer. */
 export const make = (options: KubeStateOptions) =>
@@ -107,7 +130,11 @@ export const make = (options: KubeStateOptions) =>
     const { namespace, owner } = options
     const fieldManager = options.fieldManager ?? "gldt"
     const base = { group: STATE_GROUP, version: STATE_VERSION, namespace, plural: STATE_PLURAL }
-    /** The last object seen per key, so a save after a load needs no second read. */
+    /**
+     * The last object read or written per key by this instance: a save after it needs no read (and
+     * with `reuseReads`, neither does a load). Someone else's write since then makes the save
+     * conflict (resourceVersion), and the key is then read from the API.
+     */
     const seen = new Map<string, StateObject>()
 
     const ref = (key: string) => `${STATE_PLURAL}.${STATE_GROUP} ${namespace}/${stateObjectName(key)}`
@@ -140,7 +167,7 @@ export const make = (options: KubeStateOptions) =>
 
     const load = (key: string) =>
       Effect.gen(function* () {
-        const obj = yield* get(key)
+        const obj = (options.reuseReads === true ? seen.get(key) : undefined) ?? (yield* get(key))
         if (obj === undefined) {
           seen.delete(key)
           return Option.none()
@@ -150,7 +177,11 @@ export const make = (options: KubeStateOptions) =>
         return Option.some({ record, version: obj.metadata.resourceVersion ?? "" })
       })
 
-    const conflict = (key: string) => (e: KubeCallError) => (e.code === 409 || e.code === 404 ? new StateConflict({ key }) : apiError(key, "write")(e))
+    const conflict = (key: string) => (e: KubeCallError) => {
+      if (e.code !== 409 && e.code !== 404) return apiError(key, "write")(e)
+      seen.delete(key)
+      return new StateConflict({ key })
+    }
 
     const save = (key: string, record: StateRecord, expected: string | null) =>
       Effect.gen(function* () {
@@ -185,7 +216,11 @@ export const make = (options: KubeStateOptions) =>
           return created.metadata.resourceVersion ?? ""
         }
         let current = seen.get(key)
-        if (current?.metadata.resourceVersion !== expected) current = yield* get(key)
+        if (current?.metadata.resourceVersion !== expected) {
+          current = yield* get(key)
+          if (current === undefined) seen.delete(key)
+          else seen.set(key, current)
+        }
         if (current === undefined || current.metadata.resourceVersion !== expected) return yield* Effect.fail(new StateConflict({ key }))
         // A broken object is reported, never overwritten.
         const stored = yield* parse(key, current)
@@ -284,11 +319,27 @@ export const make = (options: KubeStateOptions) =>
         return keys.sort()
       })
 
+    /** Every record in the view, decoded once per object version; objects that do not decode are left out. */
+    const snapshot = (view: StateObjectsView) => () =>
+      Effect.sync(() => {
+        const records: Array<StateRecord> = []
+        for (const obj of view.list()) {
+          let record = decodedFromView.get(obj)
+          if (record === undefined) {
+            record = Option.getOrNull(decodeRecordOption(obj.spec?.record))
+            decodedFromView.set(obj, record)
+          }
+          if (record !== null) records.push(record)
+        }
+        return records
+      })
+
     return State.of({
       load,
       save,
       remove,
       list,
+      snapshot: options.view === undefined ? undefined : snapshot(options.view),
       // The controller's leader election is the lock; compare-and-set on resourceVersion guards every write.
       withLock: (_key, effect) => effect,
     })

@@ -10,9 +10,9 @@ import type { KubeSinkOptions } from "../src/KubeSink.ts"
 import * as KubeState from "../src/KubeState.ts"
 import type { Owner } from "../src/internal/kube.ts"
 import { secretDataHash } from "../src/internal/hash.ts"
-import { createdByLabel, type Target } from "../src/Target.ts"
+import { createdByLabel, type SecretObject, type Target } from "../src/Target.ts"
 import { jobFor, posts, useClusterAndGitLab } from "./gitlab.ts"
-import { createExternalSecret, decode, eventually, getIfExists, type Json, kubeConfigOf } from "./helpers.ts"
+import { createExternalSecret, decode, eventually, getIfExists, type Json, kubeConfigOf, requestsDuring } from "./helpers.ts"
 import { DOCKERCONFIG } from "./fixtures/templates.ts"
 
 const { kube, gitlab } = useClusterAndGitLab()
@@ -302,5 +302,70 @@ describe("a target that cannot be written is reported before any mint", () => {
     const s = await eventually(() => mustSecret(ns, "t"))
     const minted = gitlab().sim.tokens().find((t) => t.id === report.currentTokenId)!
     expect(decode(s.data.token)).toBe(minted.token)
+  })
+})
+
+describe.concurrent("one instance per reconcile (reuseReads, view)", () => {
+  const reusing = (ns: string, target: Target, owner: Owner | undefined, view?: KubeSinkOptions["view"]) =>
+    Layer.merge(KubeSink.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()), target, owner, reuseReads: true, view }), Logger.layer([]))
+  const counted = <A, E>(ns: string, layer: Layer.Layer<SinkTag>, f: (s: SinkTag["Service"]) => Effect.Effect<A, E>) =>
+    Effect.runPromise(
+      requestsDuring(
+        ns,
+        Effect.gen(function* () {
+          return yield* f(yield* Sink)
+        }),
+      ).pipe(Effect.provide(layer)),
+    )
+
+  it("check, inspect and deliver read the Secret once; the view spares the list of previous target names", async () => {
+    const ns = await kube().newNamespace("reuse")
+    const owner = await createExternalSecret(kube(), ns, "es")
+    const target: Target = { name: "es", creationPolicy: "Owner" }
+    const { result, requests } = await counted(ns, reusing(ns, target, owner, { list: () => [] }), (s) =>
+      Effect.gen(function* () {
+        yield* s.check("k")
+        const before = yield* s.inspect("k")
+        yield* s.deliver("k", credential(3))
+        const after = yield* s.inspect("k")
+        return { before, after }
+      }),
+    )
+    expect(result).toEqual({ before: { _tag: "Empty" }, after: { _tag: "Holds", tokenId: 3 } })
+    // GET (404), dry-run POST, POST: no second read, no list.
+    expect(requests).toBe(3)
+    expect(decode((await mustSecret(ns, "es")).data.token)).toBe("gldt-token-3-Xy_z")
+  })
+
+  it("a Secret changed by someone else after the read: the write conflicts, reads again, and keeps their change", async () => {
+    const ns = await kube().newNamespace("stale")
+    const owner = await createExternalSecret(kube(), ns, "es")
+    const target: Target = { name: "es", creationPolicy: "Owner" }
+    await withSink(ns, target, owner, (s) => s.deliver("k", credential(1)))
+    const { result } = await counted(ns, reusing(ns, target, owner), (s) =>
+      Effect.gen(function* () {
+        const held = yield* s.inspect("k")
+        yield* Effect.promise(() => kube().kubectl(["label", "secret", "es", "team=payments"], { namespace: ns }))
+        yield* s.deliver("k", credential(2))
+        return held
+      }),
+    )
+    expect(result).toEqual({ _tag: "Holds", tokenId: 1 })
+    const s = await mustSecret(ns, "es")
+    expect(s.metadata.annotations?.["gldt.dev/token-id"]).toBe("2")
+    expect(s.metadata.labels?.team).toBe("payments")
+  })
+
+  it("with a view, the Secret of a previous target name is found in it and deleted without a list call", async () => {
+    const ns = await kube().newNamespace("renamed-view")
+    const owner = await createExternalSecret(kube(), ns, "es")
+    await withSink(ns, { name: "old", creationPolicy: "Owner" }, owner, (s) => s.deliver("k", credential(1)))
+    const old = (await mustSecret(ns, "old")) as unknown as SecretObject
+    const { requests } = await counted(ns, reusing(ns, { name: "new", creationPolicy: "Owner" }, owner, { list: () => [old] }), (s) =>
+      s.deliver("k", credential(2)),
+    )
+    // GET new (404), POST new, DELETE old.
+    expect(requests).toBe(3)
+    expect(await secret(ns, "old")).toBeUndefined()
   })
 })

@@ -1,13 +1,14 @@
 /** KubeState on a real kube-apiserver (+ kube-controller-manager for garbage collection). */
+import * as CompareAndSet from "@gldt/core/CompareAndSet"
 import type { StateConflict, StateError } from "@gldt/core/Errors"
 import { emptyRecord, State, type StateRecord, type TokenRecord } from "@gldt/core/State"
 import type { Kube } from "@gldt/testenv"
 import { Effect, Option, type Result } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as KubeState from "../src/KubeState.ts"
-import { keyHashLabel, STATE_FINALIZER, stateObjectName } from "../src/KubeState.ts"
+import { keyHashLabel, STATE_FINALIZER, type StateObject, stateObjectName } from "../src/KubeState.ts"
 import type { Owner } from "../src/internal/kube.ts"
-import { createExternalSecret, eventually, getIfExists, getJson, type Json, kubeConfigOf, startCluster } from "./helpers.ts"
+import { createExternalSecret, eventually, getIfExists, getJson, type Json, kubeConfigOf, requestsDuring, startCluster } from "./helpers.ts"
 
 let kubeOrUndefined: Kube | undefined
 const kube = (): Kube => {
@@ -248,5 +249,68 @@ describe.concurrent("KubeState", () => {
     await run(ns, st((s) => s.save(key, { ...loaded.record, generation: 2 }, loaded.version)))
     const obj = await getJson(kube(), ["gitlabdeploytokenstates", stateObjectName(key)], ns)
     expect((obj.metadata as Json).finalizers).toEqual([STATE_FINALIZER])
+  })
+
+  it("with reuseReads, loads after a save cost no request; another writer's change makes the next modify conflict once, re-read, and keep that change", async () => {
+    const ns = await kube().newNamespace("reuse")
+    const key = `${ns}/es`
+    const program = Effect.gen(function* () {
+      const s = yield* State
+      yield* s.save(key, withToken(key), null)
+      const quiet = yield* requestsDuring(ns, Effect.all([s.load(key), s.load(key)]))
+      // Another writer (kubectl) changes the record behind this instance's back.
+      yield* Effect.promise(() =>
+        kube().kubectl(["patch", "gitlabdeploytokenstates", stateObjectName(key), "--type=merge", "-p", '{"spec":{"record":{"generation":7}}}'], { namespace: ns }),
+      )
+      const modified = yield* requestsDuring(ns, CompareAndSet.update(key, (r) => ({ ...r, lastError: `seen generation ${r.generation}` })))
+      return { quiet: quiet.requests, modify: modified.requests }
+    })
+    const counts = await Effect.runPromise(
+      program.pipe(Effect.provide(KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()), reuseReads: true }))),
+    )
+    expect(counts.quiet).toBe(0)
+    // PUT (409, stale) → GET → PUT.
+    expect(counts.modify).toBe(3)
+    const stored = Option.getOrThrow(await run(ns, st((s) => s.load(key)))).record
+    expect(stored.generation).toBe(7)
+    expect(stored.lastError).toBe("seen generation 7")
+  })
+
+  it("without reuseReads every load reads the API, so a long-lived instance sees other writers", async () => {
+    const ns = await kube().newNamespace("fresh")
+    const key = `${ns}/es`
+    const program = Effect.gen(function* () {
+      const s = yield* State
+      yield* s.save(key, withToken(key), null)
+      yield* Effect.promise(() =>
+        kube().kubectl(["patch", "gitlabdeploytokenstates", stateObjectName(key), "--type=merge", "-p", '{"spec":{"record":{"generation":9}}}'], { namespace: ns }),
+      )
+      return yield* requestsDuring(ns, s.load(key))
+    })
+    const { result, requests } = await Effect.runPromise(program.pipe(Effect.provide(KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()) }))))
+    expect(requests).toBe(1)
+    expect(Option.getOrThrow(result).record.generation).toBe(9)
+  })
+
+  it("a view makes snapshot free: the records of the view's objects, none that fail to decode, and no request", async () => {
+    const ns = await kube().newNamespace("view")
+    const keys = [`${ns}/a`, `${ns}/b`]
+    for (const k of keys) await run(ns, st((s) => s.save(k, withToken(k), null)))
+    const listed = (await getJson(kube(), ["gitlabdeploytokenstates"], ns)).items as Array<StateObject>
+    const broken = { ...listed[0]!, metadata: { ...listed[0]!.metadata, name: "broken" }, spec: { key: `${ns}/broken`, record: { nonsense: true } } }
+    const objects = [...listed, broken]
+    const view = { get: (name: string) => objects.find((o) => o.metadata.name === name), list: () => objects }
+    const program = Effect.gen(function* () {
+      const s = yield* State
+      expect(s.snapshot).toBeDefined()
+      return yield* requestsDuring(ns, s.snapshot!())
+    })
+    const { result, requests } = await Effect.runPromise(program.pipe(Effect.provide(KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()), view }))))
+    expect(requests).toBe(0)
+    expect(result.map((r) => r.key).sort()).toEqual(keys)
+    expect(result.find((r) => r.key === keys[0])?.current?.id).toBe(1001)
+    // Without a view there is no snapshot: core then lists and loads.
+    const plain = await run(ns, st((s) => Effect.succeed(s.snapshot)))
+    expect(plain).toBeUndefined()
   })
 })

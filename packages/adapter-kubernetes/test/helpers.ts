@@ -1,9 +1,11 @@
 /** A real control plane per test file, the committed CRDs applied, and small kubectl helpers. */
+import { subscribe, unsubscribe } from "node:diagnostics_channel"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { type Kube, startKube } from "@gldt/testenv"
 import { KubeConfig } from "@kubernetes/client-node"
+import { Effect } from "effect"
 import type { Owner } from "../src/internal/kube.ts"
 
 export const CRD_DIR = fileURLToPath(new URL("../../../apps/controller/crds/", import.meta.url))
@@ -77,3 +79,16 @@ export const eventually = async <A>(check: () => Promise<A>, timeoutMs = 60_000)
 }
 
 export const decode = (b64: string | undefined): string | undefined => (b64 === undefined ? undefined : Buffer.from(b64, "base64").toString("utf8"))
+
+/** HTTP requests to namespace `ns` undici starts while `effect` runs (each is reported on a diagnostics channel; tests run side by side). */
+export const requestsDuring = <A, E, R>(ns: string, effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    let requests = 0
+    const onRequest = (message: unknown) => {
+      const path = (message as { request?: { path?: unknown } }).request?.path
+      if (typeof path === "string" && path.includes(`/namespaces/${ns}/`)) requests++
+    }
+    subscribe("undici:request:create", onRequest)
+    const result = yield* effect.pipe(Effect.ensuring(Effect.sync(() => unsubscribe("undici:request:create", onRequest))))
+    return { result, requests }
+  })
