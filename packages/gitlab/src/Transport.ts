@@ -81,7 +81,10 @@ export const layer: Layer.Layer<GitLabTransport> = Layer.effect(
           const key = caPem ?? ""
           const cached = clients.get(key)
           if (cached !== undefined) return cached
-          const dispatcher = new Agent({ pipelining: 0, connect: markingConnector(caPem === undefined ? {} : { ca: [...defaultCas(), caPem] }) })
+          // One TLS context per bundle, built once: with `ca` given per connection Node parsed the
+          // whole default store plus the bundle for every request (about 20 ms of CPU each).
+          const secureContext = caPem === undefined ? undefined : tls.createSecureContext({ ca: [...defaultCas(), caPem] })
+          const dispatcher = new Agent({ pipelining: 0, connect: markingConnector(secureContext === undefined ? {} : { secureContext }) })
           dispatchers.push(dispatcher)
           const client = HttpClient.transform(base, (effect) =>
             Effect.flatMap(Effect.serviceOption(FetchHttpClient.RequestInit), (init) =>

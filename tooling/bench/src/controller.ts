@@ -5,7 +5,7 @@
  * to get its Secret while the N others refresh.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
-import { readFileSync } from "node:fs"
+import { readdirSync, readFileSync } from "node:fs"
 import { request } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -98,6 +98,29 @@ const apiserverRequests = async (kube: Kube): Promise<Map<string, number>> => {
 const diffCounts = (after: Map<string, number>, before: Map<string, number>) =>
   new Map([...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, v]) => v > 0))
 
+/** Pids of the processes whose command line mentions `needle` (the testenv dir names its apiserver and etcd). */
+const pidsOf = (needle: string): Array<number> => {
+  const out: Array<number> = []
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(needle)) out.push(Number(entry))
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out
+}
+
+const cpuTicks = (pids: ReadonlyArray<number>) =>
+  pids.reduce((sum, pid) => {
+    try {
+      return sum + procStats(pid).ticks
+    } catch {
+      return sum
+    }
+  }, 0)
+
 const readyCount = async (kube: Kube, ns: string) => {
   const r = await kube.kubectl(["get", "externalsecrets", "-o", 'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}'], {
     namespace: ns,
@@ -132,6 +155,11 @@ export const controllerBench = async (root: string, report: Report, n: number) =
     const requestsBefore = await apiserverRequests(kube)
     const started = performance.now()
     const pid = controller.pid!
+    // Where the CPU goes while converging (2 cores are shared by all of them and the bench).
+    const ours = pidsOf(kube.dir)
+    const named = (binary: string) => pidsOf(binary).filter((p) => ours.includes(p))
+    const parts = { controller: [pid], "kube-apiserver": named("kube-apiserver-"), etcd: named("etcd-v"), simulator: [sim.child.pid!] }
+    const ticksBefore = Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, cpuTicks(v)]))
     let port: number | undefined
     let converged = 0
     for (;;) {
@@ -159,6 +187,12 @@ export const controllerBench = async (root: string, report: Report, n: number) =
     const peakMiB = procStats(pid).peakKiB / 1024
     report(`controller: converge ${n} ExternalSecrets`, `${converged.toFixed(1)} s`, "30 s", converged < 30)
     report("controller: peak RSS while converging", `${peakMiB.toFixed(0)} MiB`, "150 MiB", peakMiB < 150)
+    report(
+      "controller: CPU seconds spent while converging",
+      Object.entries(parts)
+        .map(([k, v]) => `${k} ${((cpuTicks(v) - ticksBefore[k]!) / 100).toFixed(1)}`)
+        .join(", "),
+    )
     report("controller: GitLab calls per ExternalSecret (first mint)", (calls / n).toFixed(2), "2", calls / n <= 2)
     // Includes the bench's own polling (one list of ExternalSecrets every 500 ms).
     const requests = diffCounts(await apiserverRequests(kube), requestsBefore)
