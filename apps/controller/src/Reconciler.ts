@@ -12,14 +12,12 @@
 import { createHash } from "node:crypto"
 import { KubeSink, KubeState } from "@gldt/adapter-kubernetes"
 import type { SecretObject } from "@gldt/adapter-kubernetes/Target"
-import { locationKey } from "@gldt/core/Decisions"
 import type { GitLabError } from "@gldt/core/Errors"
 import { type Connection, GitLab } from "@gldt/core/GitLab"
-import { type Job, type LifecycleFailure, type Report, reconcile, revokeAll, rotate } from "@gldt/core/Lifecycle"
+import { type Job, type LifecycleFailure, type Report, reconcile, revokeAll, rotate, type TargetHints } from "@gldt/core/Lifecycle"
 import { Sink } from "@gldt/core/Sink"
 import { DEFAULT_GRACE_MS, type DeployTokenSpec, validateSpec } from "@gldt/core/Spec"
-import { emptyRecord, State, type StateRecord } from "@gldt/core/State"
-import { targetKey } from "@gldt/core/Decisions"
+import { State, type StateRecord } from "@gldt/core/State"
 import type { V1Secret } from "@kubernetes/client-node"
 import { Clock, Effect, Layer, Option, Redacted } from "effect"
 import type { CacheShape, Obj } from "./Cache.ts"
@@ -366,35 +364,27 @@ export const make = (deps: Deps) => {
   }
 
   /**
-   * A consumer's first mint needs the target's highest token id (core's recovery watermark). Core
-   * would list the whole target for every new consumer; 1,000 consumers on one project would list
-   * 10 pages each. Instead one list per target and WATERMARK_LIST_MAX_AGE_MS serves every new
-   * consumer: the state object is created with that watermark before core runs. An older list only
+   * A consumer's first mint needs the target's numeric id and its highest token id (core's recovery
+   * watermark). Core would look both up for every new consumer; 1,000 consumers on one project
+   * would list 10 pages each. Instead one lookup per target and WATERMARK_LIST_MAX_AGE_MS serves
+   * every new consumer, handed to core as hints it saves with the mint's intent. An older list only
    * lowers the watermark, which can only widen what recovery looks at, never hide a token.
    */
-  const preseedWatermark = (c: Consumer, r: Resolved, nowMs: number, state: State["Service"]) =>
+  const firstMintHints = (c: Consumer, r: Resolved, nowMs: number) =>
     Effect.gen(function* () {
-      const exists = cache.informed.states.list(c.namespace).some((s) => (s.spec as { key?: string } | undefined)?.key === c.key)
-      if (exists) return
+      const exists = cache.informed.states.get(KubeState.objectName(c.key), c.namespace) !== undefined
+      if (exists) return undefined
       // Before the first mint: may this token create at all? A refusal is bad input, and no POST is sent.
       const refused = yield* lists.canManage(r, nowMs, WATERMARK_LIST_MAX_AGE_MS)
       if (refused !== undefined && (refused._tag === "Unauthorized" || refused._tag === "Forbidden" || refused._tag === "TargetNotFound")) {
         return yield* Effect.fail(classify(refused, r, c))
       }
       const listed = yield* lists.get(r, nowMs, WATERMARK_LIST_MAX_AGE_MS)
-      if (listed === undefined) return
-      // Core keeps targets by numeric id: a path is resolved once per target and access token, shared too.
-      const numericId = /^\d+$/.test(r.spec.target.id) ? r.spec.target.id : yield* lists.resolve(r)
-      if (numericId === undefined) return
-      const highest = listed.reduce((m, t) => Math.max(m, t.id), 0)
-      const target = { kind: r.spec.target.kind, id: numericId }
-      const record: StateRecord = {
-        ...emptyRecord(c.key),
-        ...(numericId === r.spec.target.id ? {} : { targets: { [targetKey(r.spec.url, r.spec.target)]: numericId } }),
-        watermarks: { [locationKey({ url: r.spec.url, target })]: highest },
-      }
-      // Someone else (a cache lagging behind) created it: core then finds the object as it is.
-      yield* state.save(c.key, record, null).pipe(Effect.ignore)
+      const numericId = /^\d+$/.test(r.spec.target.id) ? undefined : yield* lists.resolve(r)
+      return {
+        numericId,
+        highestTokenId: listed === undefined ? undefined : listed.reduce((m, t) => Math.max(m, t.id), 0),
+      } satisfies TargetHints
     })
 
   /** Loads the consumer's state record (none → undefined). */
@@ -549,6 +539,8 @@ export const make = (deps: Deps) => {
         yield* kube.addFinalizer(c.api, c.obj, CONSUMER_FINALIZER).pipe(Effect.mapError(apiRetry(`cannot add finalizer to ${c.kind} ${c.key}`)))
       }
       const resolved = yield* resolve(deps, c, nowMs)
+      const state = yield* stateFor(c.namespace, ownerOf(c))
+      const layers = layersFor(c, true, state)
       const job: Job = {
         key: c.key,
         spec: resolved.spec,
@@ -558,6 +550,7 @@ export const make = (deps: Deps) => {
           graceMs: resolved.spec.revokeGracePeriodMs ?? DEFAULT_GRACE_MS,
           refreshPolicy: c.refreshPolicy,
         },
+        targetHints: yield* firstMintHints(c, resolved, nowMs),
       }
       const status = (c.obj.status ?? {}) as { syncedResourceVersion?: string; refreshTime?: string }
       // ESO's force-sync: a change of generation, labels or annotations since the last sync asks for a new token.
@@ -567,9 +560,6 @@ export const make = (deps: Deps) => {
         requestedAt = seen?.hash === c.resourceVersionHash ? seen.at : nowMs
         changeSeen.set(c.key, { hash: c.resourceVersionHash, at: requestedAt })
       }
-      const state = yield* stateFor(c.namespace, ownerOf(c))
-      const layers = layersFor(c, true, state)
-      yield* preseedWatermark(c, resolved, nowMs, state)
       const run = requestedAt === undefined ? reconcile(job) : rotate(job, requestedAt)
       const report = yield* run.pipe(
         Effect.provide(layers),

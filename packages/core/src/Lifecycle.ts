@@ -80,6 +80,19 @@ export interface Job {
   readonly spec: DeployTokenSpec
   readonly connection: Connection
   readonly policy: Policy
+  /**
+   * What the caller already knows about the spec's target from a lookup shared with other keys
+   * (the controller resolves and lists a project once for all its consumers), sparing the first
+   * mint its own: the numeric id of a path, and a recent highest token id for the recovery
+   * watermark. Both are written with the mint's intent, in the same save. An older list only
+   * lowers the watermark, which widens what recovery examines and never hides a token.
+   */
+  readonly targetHints?: TargetHints | undefined
+}
+
+export interface TargetHints {
+  readonly numericId?: string | undefined
+  readonly highestTokenId?: number | undefined
 }
 
 export interface Report {
@@ -284,6 +297,12 @@ const resolveLocation = (job: Pick<Job, "key" | "connection" | "spec">) =>
   Effect.gen(function* () {
     const known = locationOf(job.spec, (yield* load(job.key)).record)
     if (known !== undefined) return known
+    return yield* lookUpLocation(job)
+  })
+
+/** Resolves the spec's path to its numeric id at GitLab and records it. */
+const lookUpLocation = (job: Pick<Job, "key" | "connection" | "spec">) =>
+  Effect.gen(function* () {
     const gitlab = yield* GitLab
     const resolved = yield* gitlab.resolveTarget(connectionFor(job.connection, job.spec), job.spec.target)
     yield* update(job.key, (r) => withResolvedTarget(r, targetKey(job.spec.url, job.spec.target), resolved.id))
@@ -340,21 +359,35 @@ const mintAndDeliver = (ctx: Ctx, job: Job, reason: string) =>
     const sink = yield* Sink
     // No token is minted that cannot be delivered.
     yield* sink.check(job.key)
-    const location = yield* resolveLocation(job)
     let { record } = yield* load(job.key)
+    const hints = job.targetHints
+    const targetKeyOfSpec = targetKey(job.spec.url, job.spec.target)
+    // A hinted id is written with the intent below; without a hint, the lookup writes it now.
+    const hintedId = locationOf(job.spec, record) === undefined ? hints?.numericId : undefined
+    const location =
+      hintedId !== undefined
+        ? ({ url: job.spec.url, target: { kind: job.spec.target.kind, id: hintedId }, auth: job.spec.auth.secretRef } satisfies Location)
+        : yield* resolveLocation(job)
+    if (hintedId === undefined) record = (yield* load(job.key)).record
+    let hintedWatermark: number | undefined
     if (record.watermarks[locationKey(location)] === undefined) {
-      // First mint at this target: learn its highest id so recovery never considers older look-alikes.
-      const existing = yield* gitlab.list(connectionFor(job.connection, location), location.target)
-      const highest = existing.reduce((m, t) => Math.max(m, t.id), 0)
-      yield* update(job.key, (r) => withWatermark(r, location, highest))
-      record = (yield* load(job.key)).record
+      if (hints?.highestTokenId !== undefined) hintedWatermark = hints.highestTokenId
+      else {
+        // First mint at this target: learn its highest id so recovery never considers older look-alikes.
+        const existing = yield* gitlab.list(connectionFor(job.connection, location), location.target)
+        const highest = existing.reduce((m, t) => Math.max(m, t.id), 0)
+        yield* update(job.key, (r) => withWatermark(r, location, highest))
+        record = (yield* load(job.key)).record
+      }
     }
     const now = yield* Clock.currentTimeMillis
     const expiresAt = yield* freshFingerprint(job, location, now)
     const specHash = specFingerprint(job.spec)
-    const decided = yield* modify(job.key, (r) => {
+    const decided = yield* modify(job.key, (latest) => {
       // Re-decide on the latest record: another writer may have minted meanwhile (I4).
-      if (r.intent !== undefined || r.pending !== undefined || r.generation !== record.generation) return undefined
+      if (latest.intent !== undefined || latest.pending !== undefined || latest.generation !== record.generation) return undefined
+      let r = hintedId === undefined ? latest : (withResolvedTarget(latest, targetKeyOfSpec, hintedId) ?? latest)
+      if (hintedWatermark !== undefined && r.watermarks[locationKey(location)] === undefined) r = withWatermark(r, location, hintedWatermark)
       const intent: Intent = {
         generation: r.generation + 1,
         location,

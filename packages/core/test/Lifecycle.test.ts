@@ -620,6 +620,42 @@ describe("issue 7: targets are stored by numeric id", () => {
     }).pipe(Effect.provide(TestLayer)))
 })
 
+describe("target hints", () => {
+  it.effect("with hints, the first mint neither resolves nor lists, and records the id and watermark in the intent's save", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      const j = job()
+      // Learn the numeric id the way a caller would, then start over with a fresh key.
+      const numericId = fake.targetKey({ kind: "project", id: "group/project" }).split(":")[1]!
+      const hinted = job({ key: "ns/hinted", targetHints: { numericId, highestTokenId: 41 } })
+      const report = yield* reconcile(hinted)
+      assert.deepStrictEqual(
+        fake.calls.map((c) => c.op),
+        ["create"],
+        "no resolve, no list: one POST",
+      )
+      const rec = yield* stateOf(hinted.key)
+      assert.strictEqual(rec.current?.id, report.currentTokenId)
+      assert.deepStrictEqual(rec.targets, { [`${j.spec.url}|project|group/project`]: numericId })
+      assert.strictEqual(rec.current?.location.target.id, numericId)
+      assert.isAtLeast(Object.values(rec.watermarks)[0]!, 41)
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("once the record knows its target, hints are ignored", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeGitLab
+      const j = job({ policy: { refreshIntervalMs: HOUR, graceMs: 0 } })
+      yield* reconcile(j)
+      const before = yield* stateOf(j.key)
+      yield* TestClock.adjust(HOUR)
+      yield* reconcile({ ...j, targetHints: { numericId: "999999", highestTokenId: 1 } })
+      const after = yield* stateOf(j.key)
+      assert.deepStrictEqual(after.targets, before.targets)
+      assert.strictEqual(after.current?.location.target.id, before.current?.location.target.id)
+      assert.strictEqual(fake.calls.filter((c) => c.op === "resolve").length, 1)
+    }).pipe(Effect.provide(TestLayer)))
+})
+
 describe("issue 7: calm retries", () => {
   it.effect("a failed revocation is retried only after an exponential, jittered, capped back-off persisted per token", () =>
     Effect.gen(function* () {
