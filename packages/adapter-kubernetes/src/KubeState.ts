@@ -135,7 +135,7 @@ export const make = (options: KubeStateOptions) =>
      * with `reuseReads`, neither does a load). Someone else's write since then makes the save
      * conflict (resourceVersion), and the key is then read from the API.
      */
-    const seen = new Map<string, StateObject>()
+    const seen = new Map<string, StateObject | null>()
 
     const ref = (key: string) => `${STATE_PLURAL}.${STATE_GROUP} ${namespace}/${stateObjectName(key)}`
     const apiError = (key: string, what: string) => (e: KubeCallError) => new StateError({ key, message: `cannot ${what} ${ref(key)}: ${e.toString()}` })
@@ -167,9 +167,11 @@ export const make = (options: KubeStateOptions) =>
 
     const load = (key: string) =>
       Effect.gen(function* () {
-        const obj = (options.reuseReads === true ? seen.get(key) : undefined) ?? (yield* get(key))
+        const remembered = options.reuseReads === true ? seen.get(key) : undefined
+        const obj = remembered === null ? undefined : (remembered ?? (yield* get(key)))
         if (obj === undefined) {
-          seen.delete(key)
+          // Absent: with reuseReads, so until this instance creates it (or a save conflicts).
+          seen.set(key, null)
           return Option.none()
         }
         const record = yield* parse(key, obj)
@@ -215,7 +217,7 @@ export const make = (options: KubeStateOptions) =>
           seen.set(key, created)
           return created.metadata.resourceVersion ?? ""
         }
-        let current = seen.get(key)
+        let current = seen.get(key) ?? undefined
         if (current?.metadata.resourceVersion !== expected) {
           current = yield* get(key)
           if (current === undefined) seen.delete(key)

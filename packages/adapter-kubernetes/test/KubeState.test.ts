@@ -276,6 +276,24 @@ describe.concurrent("KubeState", () => {
     expect(stored.lastError).toBe("seen generation 7")
   })
 
+  it("with reuseReads, a key that does not exist yet is read once, then created and known without another read", async () => {
+    const ns = await kube().newNamespace("absent")
+    const key = `${ns}/es`
+    const program = Effect.gen(function* () {
+      const s = yield* State
+      const absent = yield* requestsDuring(ns, Effect.all([s.load(key), s.load(key), s.load(key)]))
+      const created = yield* requestsDuring(ns, Effect.andThen(s.save(key, withToken(key), null), s.load(key)))
+      return { absent, created }
+    })
+    const { absent, created } = await Effect.runPromise(
+      program.pipe(Effect.provide(KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()), reuseReads: true }))),
+    )
+    expect(absent.result.every(Option.isNone)).toBe(true)
+    expect(absent.requests).toBe(1)
+    expect(created.requests).toBe(1)
+    expect(Option.getOrThrow(created.result).record.current?.id).toBe(1001)
+  })
+
   it("without reuseReads every load reads the API, so a long-lived instance sees other writers", async () => {
     const ns = await kube().newNamespace("fresh")
     const key = `${ns}/es`
