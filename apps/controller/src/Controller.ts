@@ -78,6 +78,7 @@ export const run = (flags: Flags) =>
         gitlabCaPem: flags.gitlabCaPem,
         serveExternalSecrets,
         revocationCheckIntervalMs: flags.revocationCheckIntervalMs,
+        suspectWaitMs: flags.suspectWaitMs,
       },
     })
 

@@ -34,6 +34,8 @@ export interface Flags {
   readonly gitlabQps: number
   /** What to do about ESO: auto (detect), never (always serve ExternalSecrets), always (never serve them). */
   readonly esoCoexistence: "auto" | "never" | "always"
+  /** How long a deleted consumer's suspects are kept before they are released (never revoked). */
+  readonly suspectWaitMs: number
   /** Identity for the Lease (default: hostname_pid). */
   readonly identity: string | undefined
   readonly help: boolean
@@ -111,6 +113,13 @@ export const FLAG_DOCS: ReadonlyArray<FlagDoc> = [
     arg: "auto|never|always",
     def: "auto",
     doc: "auto: when External Secrets Operator runs in the cluster, leave ExternalSecrets to it and serve only GitlabDeployTokenConsumers; never: serve ExternalSecrets anyway; always: never serve ExternalSecrets.",
+  },
+  {
+    name: "suspect-wait",
+    env: "GLDT_SUSPECT_WAIT",
+    arg: "DURATION",
+    def: "1h",
+    doc: "How long a deleted consumer's suspects (look-alike tokens gldt cannot prove it made, never revoked by it) hold its deletion for a person to check them; then they are released with a Warning event naming their ids, and the consumer goes.",
   },
   { name: "identity", env: "GLDT_IDENTITY", arg: "NAME", def: "HOSTNAME_PID", doc: "This replica's name in the Lease." },
   { name: "help", env: "", arg: undefined, def: "", doc: "Show this help and exit." },
@@ -238,6 +247,7 @@ export const parseFlags = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv =
     revocationCheckIntervalMs: parseDuration("revocation-check-interval", str("revocation-check-interval") ?? "10m"),
     gitlabQps,
     esoCoexistence: eso,
+    suspectWaitMs: parseDuration("suspect-wait", str("suspect-wait") ?? "1h"),
     identity: str("identity"),
     help,
     version,

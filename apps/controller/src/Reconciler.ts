@@ -56,6 +56,8 @@ export interface ReconcilerOptions {
   readonly serveExternalSecrets: () => boolean
   /** Periodic check for tokens revoked outside gldt (0 = off). */
   readonly revocationCheckIntervalMs: number
+  /** How long a deleted consumer's suspects hold its deletion (core's default when undefined). */
+  readonly suspectWaitMs?: number | undefined
 }
 
 export interface Deps {
@@ -443,7 +445,7 @@ export const make = (deps: Deps) => {
         c === undefined
           ? Layer.mergeAll(KubeState.layer({ namespace, kubeConfig: kube.kubeConfig }), nullSink)
           : layersFor(c, true, yield* stateFor(namespace, ownerOf(c)))
-      const report = yield* revokeAll({ key, connection }, { removeFromSink: c !== undefined }).pipe(
+      const report = yield* revokeAll({ key, connection }, { removeFromSink: c !== undefined, suspectWaitMs: options.suspectWaitMs }).pipe(
         Effect.provide(layers),
         Effect.provideService(GitLab, deps.gitlab),
         Effect.mapError((e) => classify(e, undefined, c ?? ({ namespace } as Consumer))),

@@ -13,6 +13,13 @@ describe("parseFlags", () => {
     expect(f.healthProbeBindAddress).toBe(":8081")
     expect(f.allowHttp).toBe(false)
     expect(f.logFormat).toBe("json")
+    expect(f.suspectWaitMs).toBe(3_600_000)
+  })
+
+  it("--suspect-wait bounds how long suspects hold a deletion", () => {
+    expect(parseFlags(["--suspect-wait", "10m"], {}).suspectWaitMs).toBe(600_000)
+    expect(parseFlags([], { GLDT_SUSPECT_WAIT: "90s" }).suspectWaitMs).toBe(90_000)
+    expect(() => parseFlags(["--suspect-wait", "a while"], {})).toThrow("--suspect-wait")
   })
 
   it("reads environment variables; a flag wins over its variable", () => {
