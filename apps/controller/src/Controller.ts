@@ -236,17 +236,20 @@ export const run = (flags: Flags) =>
         Effect.uninterruptible,
       )
 
-    const worker = Effect.gen(function* () {
-      for (;;) {
-        const key = yield* queue.take()
-        if (key === undefined) return
-        yield* processKey(key)
-      }
-    })
+    const worker = (firstOnly: boolean) =>
+      Effect.gen(function* () {
+        for (;;) {
+          const key = yield* queue.take({ firstOnly })
+          if (key === undefined) return
+          yield* processKey(key)
+        }
+      })
 
     const work = Effect.gen(function* () {
       const fibers = []
-      for (let i = 0; i < flags.concurrency; i++) fibers.push(yield* Effect.forkChild(worker))
+      for (let i = 0; i < flags.concurrency; i++) fibers.push(yield* Effect.forkChild(worker(false)))
+      // One more, for consumers never synced only: a new ExternalSecret never waits for a busy worker.
+      fibers.push(yield* Effect.forkChild(worker(true)))
       yield* Effect.logInfo("controller started").pipe(Effect.annotateLogs({ identity, concurrency: flags.concurrency }))
       yield* Fiber.joinAll(fibers)
     }).pipe(Effect.onInterrupt(() => Effect.sync(() => queue.shutDown())))

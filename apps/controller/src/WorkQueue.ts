@@ -5,7 +5,8 @@
  * per-key exponential back-off that `forget` resets.
  *
  * Keys added with `first: true` (consumers never synced) wait in a lane of their own that workers
- * drain before the rest: a new ExternalSecret does not wait behind a thousand refreshes.
+ * drain before the rest, and that a worker of its own may serve (`take({ firstOnly: true })`): a
+ * new ExternalSecret waits neither behind a thousand refreshes nor for a busy worker.
  */
 import { Effect } from "effect"
 
@@ -28,6 +29,8 @@ export class WorkQueue {
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>()
   private readonly failures = new Map<string, number>()
   private readonly waiters: Array<(key: string | undefined) => void> = []
+  /** Workers that take first-lane keys only (see `take`). */
+  private readonly firstWaiters: Array<(key: string | undefined) => void> = []
   private shuttingDown = false
 
   private readonly backoff: BackoffOptions
@@ -66,7 +69,7 @@ export class WorkQueue {
     }
     this.dirty.add(key)
     if (this.processing.has(key)) return
-    const waiter = this.waiters.shift()
+    const waiter = (first ? this.firstWaiters.shift() : undefined) ?? this.waiters.shift()
     if (waiter !== undefined) {
       this.dirty.delete(key)
       this.processing.add(key)
@@ -136,14 +139,19 @@ export class WorkQueue {
     this.shuttingDown = true
     for (const { timer } of this.timers.values()) clearTimeout(timer)
     this.timers.clear()
-    for (const w of this.waiters.splice(0)) w(undefined)
+    for (const w of [...this.waiters.splice(0), ...this.firstWaiters.splice(0)]) w(undefined)
   }
 
-  /** `get` as an Effect (interruptible while waiting). */
-  take = (): Effect.Effect<string | undefined> =>
+  /**
+   * `get` as an Effect (interruptible while waiting). With `firstOnly`, only first-lane keys: a
+   * worker kept for them means a new consumer never waits for a busy one.
+   */
+  take = (options?: { readonly firstOnly?: boolean }): Effect.Effect<string | undefined> =>
     Effect.callback<string | undefined>((resume) => {
       let settled = false
-      const key = this.next()
+      const firstOnly = options?.firstOnly === true
+      const waiters = firstOnly ? this.firstWaiters : this.waiters
+      const key = firstOnly ? this.firstLane.shift() : this.next()
       if (key !== undefined) {
         this.dirty.delete(key)
         this.processing.add(key)
@@ -158,11 +166,11 @@ export class WorkQueue {
         settled = true
         resume(Effect.succeed(k))
       }
-      this.waiters.push(waiter)
+      waiters.push(waiter)
       return Effect.sync(() => {
         if (settled) return
-        const i = this.waiters.indexOf(waiter)
-        if (i >= 0) this.waiters.splice(i, 1)
+        const i = waiters.indexOf(waiter)
+        if (i >= 0) waiters.splice(i, 1)
       })
     })
 }

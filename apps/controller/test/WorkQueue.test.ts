@@ -1,4 +1,5 @@
 /** The work queue's contract: dedup, one worker per key, re-queue after done, delays, back-off. */
+import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { backoffDelay, WorkQueue } from "../src/WorkQueue.ts"
 
@@ -50,6 +51,29 @@ describe("WorkQueue", () => {
     expect(await q.get()).toBe("b")
     expect(await q.get()).toBe("a")
     expect(q.depth).toBe(0)
+  })
+
+  it("a first-only worker takes first-lane keys and waits through refreshes; a waiting one gets the next new key", async () => {
+    const q = new WorkQueue()
+    q.add("refresh")
+    let got: string | undefined
+    const fiber = Effect.runFork(q.take({ firstOnly: true }))
+    fiber.addObserver((exit) => {
+      if (exit._tag === "Success") got = exit.value
+    })
+    await new Promise((r) => setTimeout(r, 5))
+    expect(got).toBeUndefined()
+    q.add("new-es", { first: true })
+    await new Promise((r) => setTimeout(r, 5))
+    expect(got).toBe("new-es")
+    expect(await q.get()).toBe("refresh")
+  })
+
+  it("shutdown releases first-only workers too", async () => {
+    const q = new WorkQueue()
+    const waiting = Effect.runPromise(q.take({ firstOnly: true }))
+    q.shutDown()
+    expect(await waiting).toBeUndefined()
   })
 
   it("keeps the earliest delay of a key", async () => {
