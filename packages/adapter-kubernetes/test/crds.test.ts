@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { formatProblem, SCOPES, validateSpec } from "@gldt/core/Spec"
-import { GitlabDeployTokenSpec, TARGET_RULE } from "@gldt/core/SpecSchema"
+import { FIELD_DOCS, GitlabDeployTokenSpec, TARGET_RULE } from "@gldt/core/SpecSchema"
 import { StateRecord } from "@gldt/core/State"
 import { parse } from "yaml"
 import { allCrds, crdFiles } from "../src/Crds.ts"
@@ -62,6 +62,13 @@ describe("generated CRDs", () => {
     assert.deepInclude(spec.properties.auth.properties.token.properties.secretRef.properties.name, { minLength: 1, maxLength: 253 })
     assert.notProperty(spec.properties.auth.properties.token.properties.secretRef, "required")
     assert.deepStrictEqual(spec.properties.caProvider.required, ["type", "name", "key"])
+  })
+
+  it("every field of the committed GitlabDeployToken CRD carries its description from core's FIELD_DOCS (as the README's tables do)", () => {
+    const gdt = parse(fs.readFileSync(path.join(CRD_DIR, "generators.external-secrets.io_gitlabdeploytokens.yaml"), "utf8")) as Obj
+    const properties = schemaOf(gdt).properties.spec.properties as Obj
+    assert.sameMembers(Object.keys(properties), Object.keys(FIELD_DOCS))
+    for (const [field, doc] of Object.entries(FIELD_DOCS)) assert.strictEqual(properties[field].description, doc, field)
   })
 
   it("validateSpec enforces every length limit of the CRD with the same bound (one schema for both)", () => {

@@ -43,7 +43,10 @@ export const MAX_EXPIRES_AFTER_MS = 100 * 365 * 24 * 3_600_000
 export const LATEST_EXPIRES_AT_MS = Date.UTC(2999, 0, 1)
 export const USERNAME_PATTERN = /^[a-zA-Z0-9.+_-]+$/
 
-/** Field descriptions: the CRD's, the validator's and the READMEs'. */
+/**
+ * The top-level fields' descriptions: the schema's, and so the CRD's, the validator's list of known
+ * fields and the README's field tables (`scripts/render-docs.ts`).
+ */
 export const FIELD_DOCS = {
   url: "URL of the GitLab instance. Defaults to https://gitlab.com. https only unless plain HTTP is explicitly allowed.",
   projectID:
@@ -60,10 +63,11 @@ export const FIELD_DOCS = {
   revokeGracePeriod:
     "Optional Go duration: how long a replaced token stays valid after its successor was delivered. Default 15m.",
   renewBeforeExpiry:
-    "Optional Go duration: rotate this long before a token's own expiry; at most half of expiresAfter. Default: a third of its lifetime, at most 24h.",
-  caBundle: "Optional base64-encoded PEM bundle of CAs to trust for a self-managed GitLab.",
-  caProvider: "Optional reference to a Secret or ConfigMap key holding a PEM CA bundle.",
-  auth: "How to authenticate to the GitLab API: a Secret key holding an access token with the api scope.",
+    "Optional Go duration: rotate this long before a token's own expiry; at most half of expiresAfter (a larger margin is clamped to half the token's lifetime). Default: a third of its lifetime, at most 24h.",
+  caBundle:
+    "Optional base64-encoded PEM bundle of CAs to trust for a self-managed GitLab (the CLI also takes it unencoded).",
+  caProvider: "Optional reference to a Secret or ConfigMap key holding a PEM CA bundle, in the consumer's namespace.",
+  auth: "How to authenticate to the GitLab API: a Secret key holding an access token with the api scope and at least the Maintainer role on the target.",
 } as const
 
 /** A CEL rule of the CRD (`x-kubernetes-validations`). */
@@ -238,6 +242,9 @@ const secretKeySelector = (description: string, messages?: FieldMessages) =>
     ),
   }).annotate(messages === undefined ? { description } : { description, messages })
 
+/** An optional field gldt adds to upstream ESO's spec (the README lists them apart). */
+const extension = <S extends Schema.Top>(schema: S) => Schema.optionalKey(schema).pipe(Schema.annotateKey({ extension: true }))
+
 /** gldt needs the Secret's name and key, which ESO's selector leaves optional. */
 const nameAndKey = Schema.makeFilter<{ readonly name?: string; readonly key?: string }>((ref) => [
   ...(ref.name === undefined ? [{ path: ["name"], issue: "is required" }] : []),
@@ -267,7 +274,7 @@ export const makeGitlabDeployTokenSpec = (options: SpecRuleOptions = {}) =>
       }).pipe(Schema.annotateKey(secretRefMissing)),
     })
       .annotate({
-        description: "Auth configures how ESO authenticates with the GitLab API.",
+        description: FIELD_DOCS.auth,
         messages: { type: SECRET_REF_MISSING, path: "auth.token.secretRef" },
       })
       .pipe(Schema.annotateKey(secretRefMissing)),
@@ -309,32 +316,36 @@ export const makeGitlabDeployTokenSpec = (options: SpecRuleOptions = {}) =>
       ),
     ),
     // gldt's extensions
-    expiresAfter: Schema.optionalKey(
+    expiresAfter: extension(
       duration(FIELD_DOCS.expiresAfter, { rule: "duration(self) >= duration('24h')", message: "expiresAfter must be at least 24h" }, {
         min: { ms: MIN_EXPIRES_AFTER_MS, text: "24h" },
         maxMs: MAX_EXPIRES_AFTER_MS,
         max: "876000h (100 years)",
       }),
     ),
-    revokeGracePeriod: Schema.optionalKey(
+    revokeGracePeriod: extension(
       duration(FIELD_DOCS.revokeGracePeriod, { rule: "duration(self) >= duration('0s')", message: "revokeGracePeriod must be a duration like 15m" }),
     ),
-    renewBeforeExpiry: Schema.optionalKey(
+    renewBeforeExpiry: extension(
       duration(FIELD_DOCS.renewBeforeExpiry, { rule: "duration(self) >= duration('0s')", message: "renewBeforeExpiry must be a duration like 24h" }),
     ),
-    caBundle: Schema.optionalKey(
+    caBundle: extension(
       Schema.String.annotate({ description: FIELD_DOCS.caBundle, format: "byte" }).pipe(
         Schema.check(rule<string>((v) => (v === "" ? "must not be empty" : pemOf(v) === undefined ? "is not a PEM certificate bundle (plain or base64-encoded)" : undefined))),
       ),
     ),
-    caProvider: Schema.optionalKey(
+    caProvider: extension(
       Schema.Struct({
         type: Schema.Literals(["Secret", "ConfigMap"])
-          .annotate({ messages: { member: () => "must be Secret or ConfigMap" } })
+          .annotate({ description: "Kind of the object holding the CA bundle.", messages: { member: () => "must be Secret or ConfigMap" } })
           .pipe(Schema.annotateKey({ messageMissingKey: "must be Secret or ConfigMap" })),
-        name: Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(253), kubeName)),
-        key: Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(253), secretKey)),
-        namespace: Schema.optionalKey(Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(63), namespaceName))),
+        name: described("Name of the Secret or ConfigMap.").pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(253), kubeName)),
+        key: described("Key in it that holds the PEM CA bundle.").pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(253), secretKey)),
+        namespace: Schema.optionalKey(
+          described("Its namespace: the consumer's own (the default when unset); another namespace is refused.").pipe(
+            Schema.check(Schema.isMinLength(1), Schema.isMaxLength(63), namespaceName),
+          ),
+        ),
       }).annotate({ description: FIELD_DOCS.caProvider, messages: { type: "must be an object {type, name, key}" } }),
     ),
   }).annotate({
