@@ -9,6 +9,7 @@
  */
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import { checkRecordToSave } from "@gldt/core/CompareAndSet"
 import { StateBusy, StateConflict, StateError } from "@gldt/core/Errors"
 import { State, StateRecord } from "@gldt/core/State"
 import { Effect, Layer, Option, Schema } from "effect"
@@ -97,14 +98,7 @@ export const make = (options: FileStateOptions) =>
     const save = (key: string, record: StateRecord, expected: string | null) =>
       Effect.gen(function* () {
         const file = fileFor(key)
-        if (record.key !== key) {
-          return yield* Effect.fail(new StateError({ key, message: `refusing to save the record of key ${JSON.stringify(record.key)} under ${JSON.stringify(key)}` }))
-        }
-        // What is written must load back: check it the way load will.
-        const json: unknown = JSON.parse(JSON.stringify(record))
-        const checked = yield* Schema.decodeUnknownEffect(StateRecord)(json).pipe(
-          Effect.mapError((e) => new StateError({ key, message: `refusing to save a record that would not load back: ${e.message}` })),
-        )
+        const checked = yield* checkRecordToSave(key, record)
         return yield* underCasLock(
           key,
           Effect.gen(function* () {

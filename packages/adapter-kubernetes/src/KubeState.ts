@@ -18,6 +18,7 @@
  * token record. While an object is Terminating, saves that would start a new mint are refused.
  * `withLock` takes no lock: the controller's leader election is the lock, compare-and-set the guard.
  */
+import { checkRecordToSave, withoutLock } from "@gldt/core/CompareAndSet"
 import { StateConflict, StateError } from "@gldt/core/Errors"
 import { State, StateRecord } from "@gldt/core/State"
 import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node"
@@ -187,14 +188,7 @@ export const make = (options: KubeStateOptions) =>
 
     const save = (key: string, record: StateRecord, expected: string | null) =>
       Effect.gen(function* () {
-        if (record.key !== key) {
-          return yield* Effect.fail(new StateError({ key, message: `refusing to save the record of key ${JSON.stringify(record.key)} under ${JSON.stringify(key)}` }))
-        }
-        // What is written must load back: check it the way load will.
-        const json = JSON.parse(JSON.stringify(record)) as unknown
-        const checked = yield* decodeRecord(json).pipe(
-          Effect.mapError((e) => new StateError({ key, message: `refusing to save a record that would not load back: ${e.message}` })),
-        )
+        const checked = yield* checkRecordToSave(key, record)
         const spec = { key, record: JSON.parse(JSON.stringify(checked)) as unknown }
         if (expected === null) {
           const body: StateObject = {
@@ -336,15 +330,8 @@ export const make = (options: KubeStateOptions) =>
         return records
       })
 
-    return State.of({
-      load,
-      save,
-      remove,
-      list,
-      snapshot: options.view === undefined ? undefined : snapshot(options.view),
-      // The controller's leader election is the lock; compare-and-set on resourceVersion guards every write.
-      withLock: (_key, effect) => effect,
-    })
+    // The controller's leader election is the lock; compare-and-set on resourceVersion guards every write.
+    return withoutLock({ load, save, remove, list, snapshot: options.view === undefined ? undefined : snapshot(options.view) })
   })
 
 /** `State` backed by one GitlabDeployTokenState object per key in `options.namespace`. */

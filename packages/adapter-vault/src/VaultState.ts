@@ -15,6 +15,7 @@
  * - `withLock` takes no lock: compare-and-set guards every write (two writers: one wins, the other
  *   replays its decision on the new record).
  */
+import { checkRecordToSave, withoutLock } from "@gldt/core/CompareAndSet"
 import { StateConflict, StateError } from "@gldt/core/Errors"
 import { State, StateRecord } from "@gldt/core/State"
 import { Effect, Layer, Option, Schema } from "effect"
@@ -133,14 +134,7 @@ export const make = (options: VaultStateOptions) =>
 
     const save = (key: string, record: StateRecord, expected: string | null) =>
       Effect.gen(function* () {
-        if (record.key !== key) {
-          return yield* Effect.fail(new StateError({ key, message: `refusing to save the record of key ${JSON.stringify(record.key)} under ${JSON.stringify(key)}` }))
-        }
-        // What is written must load back: check it the way load will.
-        const json = JSON.parse(JSON.stringify(record)) as unknown
-        const checkedRecord = yield* decodeRecord(json).pipe(
-          Effect.mapError((e) => new StateError({ key, message: `refusing to save a record that would not load back: ${e.message}` })),
-        )
+        const checkedRecord = yield* checkRecordToSave(key, record)
         const value = { gldt: TAG_STATE, key, record: JSON.parse(JSON.stringify(checkedRecord)) as unknown }
         if (expected === null) {
           const now = yield* read(key)
@@ -171,14 +165,8 @@ export const make = (options: VaultStateOptions) =>
         return keys.sort()
       })
 
-    return State.of({
-      load,
-      save,
-      remove,
-      list,
-      // Compare-and-set on the KV version guards every write; there is no lock in Vault to hold.
-      withLock: (_key, effect) => effect,
-    })
+    // Compare-and-set on the KV version guards every write; there is no lock in Vault to hold.
+    return withoutLock({ load, save, remove, list })
   })
 
 /** `State` in KV v2 at `<mount>/<prefix>/<key>`, over the `VaultClient` in context. */

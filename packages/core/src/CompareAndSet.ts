@@ -1,10 +1,12 @@
 /**
  * Reading and writing one key's State record with compare-and-set: every change is a pure function
  * of the latest record, replayed against what another writer did when a save loses the race (I4).
+ * The backends' side of the contract is here too: what a `save` may write, and a State that needs
+ * no lock because compare-and-set guards every write.
  */
-import { Effect, Option } from "effect"
-import { StateConflict } from "./Errors.ts"
-import { emptyRecord, State, type StateRecord } from "./State.ts"
+import { Effect, Option, Schema } from "effect"
+import { StateConflict, StateError } from "./Errors.ts"
+import { emptyRecord, State, StateRecord } from "./State.ts"
 
 /** How many times a change is replayed after losing a compare-and-set before giving up. */
 export const CAS_ATTEMPTS = 8
@@ -44,3 +46,23 @@ export const update = (key: string, f: (r: StateRecord) => StateRecord | undefin
     const next = f(r)
     return next === undefined ? undefined : { record: next, result: undefined }
   })
+
+const decodeRecord = Schema.decodeUnknownEffect(StateRecord)
+
+/**
+ * For a backend's `save`: `record` checked the way `load` will decode it. Another key's record, or
+ * one that would not load back (a NaN, a missing field), is a StateError and nothing is written.
+ */
+export const checkRecordToSave = (key: string, record: StateRecord): Effect.Effect<StateRecord, StateError> =>
+  record.key !== key
+    ? Effect.fail(new StateError({ key, message: `refusing to save the record of key ${JSON.stringify(record.key)} under ${JSON.stringify(key)}` }))
+    : decodeRecord(JSON.parse(JSON.stringify(record)) as unknown).pipe(
+        Effect.mapError((e) => new StateError({ key, message: `refusing to save a record that would not load back: ${e.message}` })),
+      )
+
+/**
+ * A State whose writes compare-and-set alone guards (Kubernetes, Vault): `withLock` takes no lock.
+ * Two writers may then decide at once; one save wins, the other replays its decision (`modify`).
+ */
+export const withoutLock = (service: Omit<State["Service"], "withLock">): State["Service"] =>
+  State.of({ ...service, withLock: (_key, effect) => effect })

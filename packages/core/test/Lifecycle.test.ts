@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Layer, Logger, Option, Random, Redacted } from "effect"
 import { TestClock } from "effect/testing"
+import { withoutLock } from "../src/CompareAndSet.ts"
 import { GitLab } from "../src/GitLab.ts"
 import { RateLimited, StateError } from "../src/Errors.ts"
 import { forgetSuspect, type Job, listSuspects, reconcile, recover, revokeAll, revokeSuspect, rotate } from "../src/Lifecycle.ts"
@@ -351,7 +352,7 @@ describe("lifecycle", () => {
       const j = job({ spec: specOf({ expiresAfter: "720h" }), policy: { refreshIntervalMs: HOUR, graceMs: 0, createSettleMs: 0 } })
       // A backend without a process lock (like Kubernetes), and a second writer whose recovery runs
       // while our create is in flight but before it lands: it sees nothing and closes the intent.
-      const unlocked = State.of({ ...state, withLock: (_key, effect) => effect })
+      const unlocked = withoutLock(state)
       const racing = GitLab.of({
         ...gitlab,
         create: (conn, target, req) =>
