@@ -1,8 +1,10 @@
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { emptyRecord, type State, type StateRecord } from "@gldt/core/State"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Option } from "effect"
+import { expectCompareAndSet, expectOneWinnerPerRace } from "../../core/test/support/StateContract.ts"
 import * as FileState from "../src/FileState.ts"
 import { fileStem, keyOfStem } from "../src/internal/stem.ts"
 import { modeOf, tempDir } from "./helpers.ts"
@@ -81,6 +83,24 @@ describe("FileState", () => {
         assert.strictEqual(Option.getOrThrow(yield* state.load(KEY)).record.generation, 20)
       }),
     ))
+
+  it("keeps the compare-and-set contract every State backend keeps: a key is created once, a stale version loses", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gldt-adapter-file-"))
+    try {
+      await expectCompareAndSet(FileState.layer({ dir, lockPollMs: 10 }), KEY, "missing")
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("two writers, each with its own FileState on one directory (as two processes): exactly one wins each round", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gldt-adapter-file-"))
+    try {
+      await expectOneWinnerPerRace(FileState.layer({ dir, lockPollMs: 10 }), FileState.layer({ dir, lockPollMs: 10 }), KEY, 8)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
 
   it.effect("remove is compare-and-set, and list returns keys", () =>
     withState((dir, state) =>

@@ -11,8 +11,8 @@ import * as KubeState from "../src/KubeState.ts"
 import type { Owner } from "../src/internal/kube.ts"
 import { secretDataHash } from "../src/internal/hash.ts"
 import { createdByLabel, type SecretObject, type Target } from "../src/Target.ts"
-import { jobFor, posts, useClusterAndGitLab } from "./gitlab.ts"
-import { createExternalSecret, decode, eventually, getIfExists, type Json, kubeConfigOf, requestsDuring } from "./helpers.ts"
+import { jobFor, posts } from "../../core/test/support/GitLabWorld.ts"
+import { createExternalSecret, decode, eventually, getIfExists, type Json, kubeConfigOf, requestsDuring, useClusterAndGitLab } from "./helpers.ts"
 import { DOCKERCONFIG } from "./fixtures/templates.ts"
 
 const { kube, gitlab } = useClusterAndGitLab()

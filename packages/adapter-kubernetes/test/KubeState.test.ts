@@ -1,61 +1,21 @@
 /** KubeState on a real kube-apiserver (+ kube-controller-manager for garbage collection). */
 import * as CompareAndSet from "@gldt/core/CompareAndSet"
-import type { StateConflict, StateError } from "@gldt/core/Errors"
-import { emptyRecord, State, type StateRecord, type TokenRecord } from "@gldt/core/State"
-import type { Kube } from "@gldt/testenv"
-import { Effect, Option, type Result } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { emptyRecord, State } from "@gldt/core/State"
+import { Effect, Option } from "effect"
+import { describe, expect, it } from "vitest"
+import { expectCompareAndSet, expectOneWinnerPerRace, st, withToken } from "../../core/test/support/StateContract.ts"
 import * as KubeState from "../src/KubeState.ts"
 import { keyHashLabel, STATE_FINALIZER, type StateObject, stateObjectName } from "../src/KubeState.ts"
 import type { Owner } from "../src/internal/kube.ts"
-import { createExternalSecret, eventually, getIfExists, getJson, type Json, kubeConfigOf, requestsDuring, startCluster } from "./helpers.ts"
+import { createExternalSecret, eventually, getIfExists, getJson, type Json, kubeConfigOf, requestsDuring, useCluster } from "./helpers.ts"
 
-let kubeOrUndefined: Kube | undefined
-const kube = (): Kube => {
-  if (!kubeOrUndefined) throw new Error("control plane not started")
-  return kubeOrUndefined
-}
-
-beforeAll(async () => {
-  kubeOrUndefined = await startCluster()
-}, 40 * 60_000)
-
-afterAll(async () => {
-  await kubeOrUndefined?.stop()
-})
+const kube = useCluster()
 
 /** Runs a State program over a fresh KubeState layer (its own client and cache, like another process). */
 const run = <A, E>(ns: string, program: Effect.Effect<A, E, State>, owner?: Owner) =>
   Effect.runPromise(program.pipe(Effect.provide(KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()), owner }))))
 
 const failure = <A, E>(ns: string, program: Effect.Effect<A, E, State>, owner?: Owner) => run(ns, Effect.flip(program), owner)
-
-/** `f` applied to the State service. */
-const st = <A, E>(f: (s: State["Service"]) => Effect.Effect<A, E>) =>
-  Effect.gen(function* () {
-    return yield* f(yield* State)
-  })
-
-const token = (id: number, extra: Partial<TokenRecord> = {}): TokenRecord => ({
-  id,
-  location: { url: "https://gitlab.example.com", target: { kind: "project", id: "group/project" } },
-  name: "eso-managed",
-  username: "eso",
-  scopes: ["read_registry"],
-  expiresAt: null,
-  specHash: "abc",
-  generation: 1,
-  createdAt: 1_764_000_000_000,
-  ...extra,
-})
-
-const withToken = (key: string, id = 1001): StateRecord => ({
-  ...emptyRecord(key),
-  generation: 1,
-  current: token(id, { deliveredAt: 1_764_000_001_000 }),
-  retiring: [token(id - 1, { revokeAfter: 1_764_000_900_000 })],
-  watermarks: { "https://gitlab.example.com|project|group/project": id },
-})
 
 const stateObject = (ns: string, key: string) => getIfExists(kube(), ["gitlabdeploytokenstates", stateObjectName(key)], ns)
 
@@ -103,47 +63,13 @@ describe.concurrent("KubeState", () => {
 
   it("compare-and-set on resourceVersion: create twice and a stale version are StateConflict; the current one wins", async () => {
     const ns = await kube().newNamespace("cas")
-    const key = `${ns}/es`
-    const v1 = await run(ns, st((s) => s.save(key, emptyRecord(key), null)))
-    const again = await failure(ns, st((s) => s.save(key, emptyRecord(key), null)))
-    expect(again._tag).toBe("StateConflict")
-    const v2 = await run(ns, st((s) => s.save(key, { ...emptyRecord(key), generation: 1 }, v1)))
-    expect(v2).not.toBe(v1)
-    const stale = await failure(ns, st((s) => s.save(key, { ...emptyRecord(key), generation: 2 }, v1)))
-    expect(stale._tag).toBe("StateConflict")
-    const gone = await failure(ns, st((s) => s.save(`${ns}/missing`, emptyRecord(`${ns}/missing`), "1")))
-    expect(gone._tag).toBe("StateConflict")
-    const loaded = Option.getOrThrow(await run(ns, st((s) => s.load(key))))
-    expect(loaded).toEqual({ record: { ...emptyRecord(key), generation: 1 }, version: v2 })
+    await expectCompareAndSet(KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()) }), `${ns}/es`, `${ns}/missing`)
   })
 
   it("two writers racing on one key: exactly one wins each round, the other gets StateConflict", async () => {
     const ns = await kube().newNamespace("race")
-    const key = `${ns}/es`
-    const layerA = KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()) })
-    const layerB = KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()) })
-    const attempt = (layer: typeof layerA, expected: string | null, writer: string, round: number) =>
-      st((s) => s.save(key, { ...emptyRecord(key), generation: round, lastError: writer }, expected)).pipe(
-        Effect.result,
-        Effect.provide(layer),
-      )
-    let expected: string | null = null
-    const winners: string[] = []
-    for (let round = 0; round < 6; round++) {
-      const outcomes: ReadonlyArray<Result.Result<string, StateConflict | StateError>> = await Effect.runPromise(
-        Effect.all([attempt(layerA, expected, "A", round), attempt(layerB, expected, "B", round)], { concurrency: 2 }),
-      )
-      const won = outcomes.flatMap((o) => (o._tag === "Success" ? [o.success] : []))
-      const lost = outcomes.flatMap((o) => (o._tag === "Failure" ? [o.failure._tag] : []))
-      expect(won.length, `round ${round}`).toBe(1)
-      expect(lost).toEqual(["StateConflict"])
-      const loaded = Option.getOrThrow(await run(ns, st((s) => s.load(key))))
-      expect(loaded.record.generation).toBe(round)
-      winners.push(loaded.record.lastError!)
-      expect(loaded.version).toBe(won[0])
-      expected = won[0]!
-    }
-    expect(winners.length).toBe(6)
+    const writer = () => KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()) })
+    await expectOneWinnerPerRace(writer(), writer(), `${ns}/es`, 6)
   })
 
   it("an object whose record is not the key's is a StateError naming it, and is never overwritten", async () => {

@@ -12,8 +12,8 @@ import * as KubeState from "../src/KubeState.ts"
 import { STATE_FINALIZER, stateObjectName } from "../src/KubeState.ts"
 import type { Owner } from "../src/internal/kube.ts"
 import type { Target } from "../src/Target.ts"
-import { jobFor, useClusterAndGitLab } from "./gitlab.ts"
-import { createExternalSecret, decode, getIfExists, type Json, kubeConfigOf } from "./helpers.ts"
+import { jobFor } from "../../core/test/support/GitLabWorld.ts"
+import { createExternalSecret, decode, getIfExists, type Json, kubeConfigOf, useClusterAndGitLab } from "./helpers.ts"
 
 const { kube, gitlab } = useClusterAndGitLab()
 

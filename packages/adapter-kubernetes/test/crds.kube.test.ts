@@ -4,23 +4,10 @@
  * ESO fields gldt does not read survive (no pruning).
  */
 import * as path from "node:path"
-import type { Kube } from "@gldt/testenv"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { FIXTURES, getJson, type Json, startCluster } from "./helpers.ts"
+import { describe, expect, it } from "vitest"
+import { FIXTURES, getJson, type Json, useCluster } from "./helpers.ts"
 
-let kubeOrUndefined: Kube | undefined
-const kube = (): Kube => {
-  if (!kubeOrUndefined) throw new Error("control plane not started")
-  return kubeOrUndefined
-}
-
-beforeAll(async () => {
-  kubeOrUndefined = await startCluster()
-}, 40 * 60_000)
-
-afterAll(async () => {
-  await kubeOrUndefined?.stop()
-})
+const kube = useCluster()
 
 const validSpec = {
   projectID: "42",

@@ -6,6 +6,8 @@ import { fileURLToPath } from "node:url"
 import { type Kube, startKube } from "@gldt/testenv"
 import { KubeConfig } from "@kubernetes/client-node"
 import { Effect } from "effect"
+import { afterAll, beforeAll } from "vitest"
+import { type GitLabWorld, startGitLab } from "../../core/test/support/GitLabWorld.ts"
 import type { Owner } from "../src/internal/kube.ts"
 
 export const CRD_DIR = fileURLToPath(new URL("../../../apps/controller/crds/", import.meta.url))
@@ -28,6 +30,38 @@ export const startCluster = async (): Promise<Kube> => {
     throw e
   }
   return kube
+}
+
+/** A service started once for a test file: the accessor fails clearly if used before it is ready. */
+const accessor = <A>(what: string, get: () => A | undefined) => (): A => {
+  const value = get()
+  if (value === undefined) throw new Error(`${what} not started`)
+  return value
+}
+
+/** Starts the control plane once for a test file (stopped after it). */
+export const useCluster = (): (() => Kube) => {
+  let kube: Kube | undefined
+  beforeAll(async () => {
+    kube = await startCluster()
+  }, 40 * 60_000)
+  afterAll(async () => {
+    await kube?.stop()
+  })
+  return accessor("control plane", () => kube)
+}
+
+/** Starts the control plane and the GitLab simulator together once for a test file (stopped after it). */
+export const useClusterAndGitLab = (): { readonly kube: () => Kube; readonly gitlab: () => GitLabWorld } => {
+  let kube: Kube | undefined
+  let gitlab: GitLabWorld | undefined
+  beforeAll(async () => {
+    ;[kube, gitlab] = await Promise.all([startCluster(), startGitLab()])
+  }, 40 * 60_000)
+  afterAll(async () => {
+    await Promise.all([kube?.stop(), gitlab?.sim.close()])
+  })
+  return { kube: accessor("control plane", () => kube), gitlab: accessor("simulator", () => gitlab) }
 }
 
 export const kubeConfigOf = (kube: Kube): KubeConfig => {

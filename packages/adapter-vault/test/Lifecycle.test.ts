@@ -13,11 +13,11 @@ import { layer as gitlabLayer } from "@gldt/gitlab/GitLabClient"
 import { startVault, type Vault } from "@gldt/testenv"
 import { Effect, Layer, Logger } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type GitLabWorld, jobFor, liveOurs, startGitLab } from "../../core/test/support/GitLabWorld.ts"
 import { VaultClient } from "../src/VaultClient.ts"
 import * as VaultSink from "../src/VaultSink.ts"
 import * as VaultState from "../src/VaultState.ts"
 import { secretName } from "../src/VaultState.ts"
-import { type GitLabWorld, jobFor, liveOurs, startGitLab } from "./gitlab.ts"
 import { api, collectingLogger, setPolicy, sleep, tokenAuth, unique } from "./helpers.ts"
 
 let vault: Vault | undefined

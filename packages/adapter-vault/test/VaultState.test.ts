@@ -1,8 +1,8 @@
 /** VaultState on a real Vault dev server: layout, compare-and-set on the KV version, races, tombstones, refusals. */
-import type { StateConflict, StateError } from "@gldt/core/Errors"
-import { emptyRecord, State, type StateRecord, type TokenRecord } from "@gldt/core/State"
-import { Effect, Layer, Option, type Result } from "effect"
+import { emptyRecord } from "@gldt/core/State"
+import { Layer, Option } from "effect"
 import { describe, expect, it } from "vitest"
+import { expectCompareAndSet, expectOneWinnerPerRace, st, withToken } from "../../core/test/support/StateContract.ts"
 import * as VaultState from "../src/VaultState.ts"
 import { secretName } from "../src/VaultState.ts"
 import { api, clientLayer, failure, mountKv, run, tokenAuth, tokenWithPolicy, unique, useVault } from "./helpers.ts"
@@ -13,32 +13,6 @@ const stateLayer = (prefix: string, options: { mount?: string; token?: string } 
   VaultState.layer({ mount: options.mount ?? "secret", prefix }).pipe(
     Layer.provide(clientLayer(vault(), options.token === undefined ? {} : { auth: tokenAuth(options.token) })),
   )
-
-const st = <A, E>(f: (s: State["Service"]) => Effect.Effect<A, E>) =>
-  Effect.gen(function* () {
-    return yield* f(yield* State)
-  })
-
-const token = (id: number, extra: Partial<TokenRecord> = {}): TokenRecord => ({
-  id,
-  location: { url: "https://gitlab.example.com", target: { kind: "project", id: "group/project" } },
-  name: "eso-managed",
-  username: "eso",
-  scopes: ["read_registry"],
-  expiresAt: null,
-  specHash: "abc",
-  generation: 1,
-  createdAt: 1_764_000_000_000,
-  ...extra,
-})
-
-const withToken = (key: string, id = 1001): StateRecord => ({
-  ...emptyRecord(key),
-  generation: 1,
-  current: token(id, { deliveredAt: 1_764_000_001_000 }),
-  retiring: [token(id - 1, { revokeAfter: 1_764_000_900_000 })],
-  watermarks: { "https://gitlab.example.com|project|group/project": id },
-})
 
 describe("VaultState", () => {
   it("stores one KV v2 secret per key under mount/prefix, readable with the vault CLI's API, version = KV version", async () => {
@@ -66,40 +40,13 @@ describe("VaultState", () => {
 
   it("compare-and-set: creating twice and a stale version are StateConflict; the current version wins", async () => {
     const layer = stateLayer(unique("cas"))
-    const key = "es"
-    const v1 = await run(layer, st((s) => s.save(key, emptyRecord(key), null)))
-    expect((await failure(layer, st((s) => s.save(key, emptyRecord(key), null))))._tag).toBe("StateConflict")
-    const v2 = await run(layer, st((s) => s.save(key, { ...emptyRecord(key), generation: 1 }, v1)))
-    expect((await failure(layer, st((s) => s.save(key, { ...emptyRecord(key), generation: 2 }, v1))))._tag).toBe("StateConflict")
-    expect((await failure(layer, st((s) => s.save("missing", emptyRecord("missing"), "1"))))._tag).toBe("StateConflict")
-    expect((await failure(layer, st((s) => s.save(key, emptyRecord(key), "not-a-version"))))._tag).toBe("StateConflict")
-    expect(Option.getOrThrow(await run(layer, st((s) => s.load(key))))).toEqual({ record: { ...emptyRecord(key), generation: 1 }, version: v2 })
+    await expectCompareAndSet(layer, "es", "missing")
+    expect((await failure(layer, st((s) => s.save("es", emptyRecord("es"), "not-a-version"))))._tag).toBe("StateConflict")
   })
 
   it("two writers (separate clients) racing on one key: exactly one wins each round, the other gets StateConflict", async () => {
     const prefix = unique("race")
-    const key = "ns/es"
-    const a = stateLayer(prefix)
-    const b = stateLayer(prefix)
-    const attempt = (layer: typeof a, expected: string | null, writer: string, round: number) =>
-      st((s) => s.save(key, { ...emptyRecord(key), generation: round, lastError: writer }, expected)).pipe(Effect.result, Effect.provide(layer))
-    let expected: string | null = null
-    const winners = new Set<string>()
-    for (let round = 0; round < 8; round++) {
-      const outcomes: ReadonlyArray<Result.Result<string, StateConflict | StateError>> = await Effect.runPromise(
-        Effect.all([attempt(a, expected, "A", round), attempt(b, expected, "B", round)], { concurrency: 2 }),
-      )
-      const won = outcomes.flatMap((o) => (o._tag === "Success" ? [o.success] : []))
-      const lost = outcomes.flatMap((o) => (o._tag === "Failure" ? [o.failure._tag] : []))
-      expect(won.length, `round ${round}`).toBe(1)
-      expect(lost).toEqual(["StateConflict"])
-      const loaded = Option.getOrThrow(await run(a, st((s) => s.load(key))))
-      expect(loaded.record.generation).toBe(round)
-      expect(loaded.version).toBe(won[0])
-      winners.add(loaded.record.lastError!)
-      expected = won[0]!
-    }
-    expect(winners.size).toBeGreaterThanOrEqual(1)
+    await expectOneWinnerPerRace(stateLayer(prefix), stateLayer(prefix), "ns/es", 8)
   })
 
   it("remove writes a tombstone with compare-and-set; a new record of the key never reuses an old version", async () => {

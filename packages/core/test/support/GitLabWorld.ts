@@ -1,16 +1,21 @@
-/** The in-process GitLab simulator with one project and a Maintainer's access token, and a Job for it. */
-import type { Policy } from "@gldt/core/Decisions"
-import type { Job } from "@gldt/core/Lifecycle"
-import { type DeployTokenSpec, validateSpec } from "@gldt/core/Spec"
+/**
+ * The in-process GitLab simulator with one project and a Maintainer's access token, and the seed's
+ * Job for it: what the adapters' lifecycle tests run core against.
+ * Imported by path (`../../core/test/support/GitLabWorld.ts`): test support is not in the package.
+ */
 import { type Simulator, startSimulator } from "@gldt/gitlab-sim"
 import { Redacted } from "effect"
+import type { Policy } from "../../src/Decisions.ts"
+import type { Job } from "../../src/Lifecycle.ts"
+import { type DeployTokenSpec, validateSpec } from "../../src/Spec.ts"
 
 export interface GitLabWorld {
   readonly sim: Simulator
-  /** The Maintainer's personal access token (must never reach State, the sink's metadata or errors). */
+  /** The Maintainer's personal access token (must never reach State, a sink's metadata or errors). */
   readonly pat: string
 }
 
+/** Group 7 `group`, project 42 `group/project` with `maint` as Maintainer, and maint's api token. */
 export const startGitLab = async (): Promise<GitLabWorld> => {
   const sim = await startSimulator()
   sim.addUser({ name: "maint" })
@@ -37,12 +42,18 @@ export const specFor = (w: GitLabWorld, expiresAfter?: string): DeployTokenSpec 
   return r.spec
 }
 
+export const HOUR = 3_600_000
+
+/** A Job for `key` with the seed's spec: hourly refresh, no grace, unless `policy` says otherwise. */
 export const jobFor = (w: GitLabWorld, key: string, options: { expiresAfter?: string; policy?: Partial<Policy> } = {}): Job => ({
   key,
   spec: specFor(w, options.expiresAfter),
   connection: { url: w.sim.url, accessToken: Redacted.make(w.pat), allowHttp: true },
-  policy: { refreshIntervalMs: 3_600_000, graceMs: 0, ...options.policy },
+  policy: { refreshIntervalMs: HOUR, graceMs: 0, ...options.policy },
 })
+
+/** The create calls the simulator saw. */
+export const posts = (sim: Simulator) => sim.requests().filter((r) => r.method === "POST")
 
 /** Live tokens made through the API (gldt's), from the simulator's ground truth. */
 export const liveOurs = (sim: Simulator) => sim.tokens().filter((t) => t.active && t.createdBy === "api")
