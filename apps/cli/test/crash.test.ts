@@ -7,6 +7,7 @@
  */
 import { mkdirSync } from "node:fs"
 import { afterAll, expect, it } from "vitest"
+import { killRotateRounds } from "./killRounds.ts"
 import {
   filesUnder,
   gldt,
@@ -17,10 +18,7 @@ import {
   readState,
   removeTempDirs,
   type Sim,
-  seededRng,
   show,
-  sleep,
-  spawnGldt,
   startSim,
   tempDir,
   trackedIds,
@@ -63,93 +61,82 @@ it(`kill -9 of rotate at random moments, then recover: nothing leaks over ${ROUN
     const env = { GITLAB_TOKEN: sim.pat }
     const recoverArgs = ["recover", ...flags, "--create-settle", "2s", "-o", "json"]
 
-    const gen = await gldt(["generate", ...flags], { cwd: dir, env })
-    expect(gen.code, show(gen)).toBe(0)
-    // Calibrate: how long an uninterrupted rotate takes here, so kill moments spread over its whole run.
-    const calib: number[] = []
-    for (let i = 0; i < 3; i++) {
-      const r = await gldt(["rotate", ...flags], { cwd: dir, env })
-      expect(r.code, show(r)).toBe(0)
-      calib.push(r.ms)
-    }
-    const full = median(calib)
-
-    const rng = seededRng(SEED)
     const stats = { kills: 0, killsBeforeCreate: 0, killsAfterCreate: 0, completed: 0, recovered: 0, retired: 0, delivered: 0, revoked: 0, settleWaits: 0, orphansBefore: 0, openIntents: 0, intentsNotLanded: 0, pendingBefore: 0, maxStateFiles: 0 }
     const leaks: string[] = []
     const problems: string[] = []
     const recoverTimes: number[] = []
 
-    for (let round = 1; round <= ROUNDS; round++) {
-      await sim.clearRequests()
-      const delay = Math.round(full * (0.2 + 0.9 * rng()))
-      const p = spawnGldt(["rotate", ...flags], { cwd: dir, env })
-      const finished = await Promise.race([p.done.then(() => true), sleep(delay).then(() => false)])
-      if (!finished) p.child.kill("SIGKILL")
-      const r = await p.done
-      const killed = r.signal === "SIGKILL"
-      if (!killed && r.code !== 0) problems.push(`round ${round}: unkilled rotate failed: ${show(r)}`)
-
-      // What the kill left behind: an open intent, a pending token, live tokens the state does not track yet.
-      const before = readState(stateDir, KEY)
-      const orphans = liveGldtTokens(await sim.tokens()).filter((t) => !trackedIds(before).has(t.id))
-      stats.orphansBefore += orphans.length
-      if (before?.intent !== undefined) {
-        stats.openIntents++
-        if (orphans.length === 0) stats.intentsNotLanded++
-      }
-      if (before?.pending !== undefined) stats.pendingBefore++
-
-      const rec = await gldt(recoverArgs, { cwd: dir, env })
-      recoverTimes.push(rec.ms)
-      if (rec.code !== 0) problems.push(`round ${round}: recover failed: ${show(rec)}`)
-      const posts = (await sim.requests()).filter((q) => q.method === "POST").length
-      if (killed) {
-        stats.kills++
-        if (posts > 0) stats.killsAfterCreate++
-        else stats.killsBeforeCreate++
-      } else stats.completed++
-      let actions: Array<{ action: string; tokenId: number }> = []
-      try {
-        actions = (JSON.parse(rec.stdout.trim().split("\n").at(-1) ?? "{}") as { actions?: typeof actions }).actions ?? []
-      } catch {
-        problems.push(`round ${round}: recover printed no JSON: ${show(rec)}`)
-      }
-      for (const a of actions) {
-        if (a.action === "recovered") stats.recovered++
-        if (a.action === "retired") stats.retired++
-        if (a.action === "delivered") stats.delivered++
-        if (a.action === "revoked") stats.revoked++
-      }
-      if (rec.ms > 2_000) stats.settleWaits++
-
-      // The invariant: every live token gldt made is tracked by the state file.
-      const state = readState(stateDir, KEY)
-      const tracked = trackedIds(state)
-      const liveTokens = liveGldtTokens(await sim.tokens())
-      for (const t of liveTokens) {
-        if (!tracked.has(t.id)) leaks.push(`round ${round} (kill after ${delay} ms, ${killed ? "killed" : "completed"}): token ${t.id} is live and untracked`)
-      }
-      // And recover left a consistent key: no open intent or pending token, the sink holds the current token.
-      if (state?.intent !== undefined) problems.push(`round ${round}: intent still open after recover`)
-      if (state?.pending !== undefined) problems.push(`round ${round}: pending token ${state.pending.id} after recover`)
-      if (state?.current === undefined) problems.push(`round ${round}: no current token after recover`)
-      else {
-        const sink = readEnvSink(sinkPath)
-        const current = liveTokens.find((t) => t.id === state.current!.id)
-        if (current === undefined) problems.push(`round ${round}: current token ${state.current.id} is not live`)
-        else if (sink.tokenId !== current.id || sink.token !== current.token) {
-          problems.push(`round ${round}: sink holds token ${sink.tokenId}, state says ${current.id}`)
+    const { full } = await killRotateRounds({
+      flags,
+      cwd: dir,
+      env,
+      rounds: ROUNDS,
+      seed: SEED,
+      calibrations: 3,
+      problems,
+      beforeRound: () => sim.clearRequests(),
+      afterRotate: async ({ round, delay, killed }) => {
+        // What the kill left behind: an open intent, a pending token, live tokens the state does not track yet.
+        const before = readState(stateDir, KEY)
+        const orphans = liveGldtTokens(await sim.tokens()).filter((t) => !trackedIds(before).has(t.id))
+        stats.orphansBefore += orphans.length
+        if (before?.intent !== undefined) {
+          stats.openIntents++
+          if (orphans.length === 0) stats.intentsNotLanded++
         }
-      }
-      if (liveTokens.length !== 1) problems.push(`round ${round}: ${liveTokens.length} live gldt tokens after recover with --grace 0`)
-      // Whatever a kill left in the state directory (documents, locks, temp files) holds no secret.
-      const secrets = [sim.pat, ...(await sim.tokens(true)).map((t) => t.token)]
-      const stateFiles = filesUnder(stateDir)
-      stats.maxStateFiles = Math.max(stats.maxStateFiles, stateFiles.length)
-      for (const f of stateFiles) if (secrets.some((v) => f.content.includes(v))) problems.push(`round ${round}: ${f.path} holds a secret`)
-      for (const f of filesUnder(`${dir}/sink`)) if (f.content.includes(sim.pat)) problems.push(`round ${round}: ${f.path} holds the access token`)
-    }
+        if (before?.pending !== undefined) stats.pendingBefore++
+
+        const rec = await gldt(recoverArgs, { cwd: dir, env })
+        recoverTimes.push(rec.ms)
+        if (rec.code !== 0) problems.push(`round ${round}: recover failed: ${show(rec)}`)
+        const posts = (await sim.requests()).filter((q) => q.method === "POST").length
+        if (killed) {
+          stats.kills++
+          if (posts > 0) stats.killsAfterCreate++
+          else stats.killsBeforeCreate++
+        } else stats.completed++
+        let actions: Array<{ action: string; tokenId: number }> = []
+        try {
+          actions = (JSON.parse(rec.stdout.trim().split("\n").at(-1) ?? "{}") as { actions?: typeof actions }).actions ?? []
+        } catch {
+          problems.push(`round ${round}: recover printed no JSON: ${show(rec)}`)
+        }
+        for (const a of actions) {
+          if (a.action === "recovered") stats.recovered++
+          if (a.action === "retired") stats.retired++
+          if (a.action === "delivered") stats.delivered++
+          if (a.action === "revoked") stats.revoked++
+        }
+        if (rec.ms > 2_000) stats.settleWaits++
+
+        // The invariant: every live token gldt made is tracked by the state file.
+        const state = readState(stateDir, KEY)
+        const tracked = trackedIds(state)
+        const liveTokens = liveGldtTokens(await sim.tokens())
+        for (const t of liveTokens) {
+          if (!tracked.has(t.id)) leaks.push(`round ${round} (kill after ${delay} ms, ${killed ? "killed" : "completed"}): token ${t.id} is live and untracked`)
+        }
+        // And recover left a consistent key: no open intent or pending token, the sink holds the current token.
+        if (state?.intent !== undefined) problems.push(`round ${round}: intent still open after recover`)
+        if (state?.pending !== undefined) problems.push(`round ${round}: pending token ${state.pending.id} after recover`)
+        if (state?.current === undefined) problems.push(`round ${round}: no current token after recover`)
+        else {
+          const sink = readEnvSink(sinkPath)
+          const current = liveTokens.find((t) => t.id === state.current!.id)
+          if (current === undefined) problems.push(`round ${round}: current token ${state.current.id} is not live`)
+          else if (sink.tokenId !== current.id || sink.token !== current.token) {
+            problems.push(`round ${round}: sink holds token ${sink.tokenId}, state says ${current.id}`)
+          }
+        }
+        if (liveTokens.length !== 1) problems.push(`round ${round}: ${liveTokens.length} live gldt tokens after recover with --grace 0`)
+        // Whatever a kill left in the state directory (documents, locks, temp files) holds no secret.
+        const secrets = [sim.pat, ...(await sim.tokens(true)).map((t) => t.token)]
+        const stateFiles = filesUnder(stateDir)
+        stats.maxStateFiles = Math.max(stats.maxStateFiles, stateFiles.length)
+        for (const f of stateFiles) if (secrets.some((v) => f.content.includes(v))) problems.push(`round ${round}: ${f.path} holds a secret`)
+        for (const f of filesUnder(`${dir}/sink`)) if (f.content.includes(sim.pat)) problems.push(`round ${round}: ${f.path} holds the access token`)
+      },
+    })
 
     const rev = await gldt(["revoke", ...flags, "--create-settle", "2s"], { cwd: dir, env })
     expect(rev.code, show(rev)).toBe(0)

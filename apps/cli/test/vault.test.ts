@@ -12,6 +12,7 @@ import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { startVault, type Vault } from "@gldt/testenv"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { killRotateRounds } from "./killRounds.ts"
 import {
   type GldtResult,
   gldt,
@@ -21,10 +22,7 @@ import {
   readEnvSink,
   removeTempDirs,
   type Sim,
-  seededRng,
   show,
-  sleep,
-  spawnGldt,
   startSim,
   tempDir,
   writeManifest,
@@ -182,45 +180,36 @@ describe("gldt with Vault State and a Vault sink", () => {
       await sim.addFault({ kind: "latency", method, path: p, ms: 200, phase: method === "POST" ? "after" : "before", probability: 0.5, seed: SEED + 1 })
     }
     try {
-      const gen = await gldt(["generate", ...flags], { cwd: work, env })
-      expect(gen.code, show(gen)).toBe(0)
-      const calib: number[] = []
-      for (let i = 0; i < 2; i++) {
-        const r = await gldt(["rotate", ...flags], { cwd: work, env })
-        expect(r.code, show(r)).toBe(0)
-        calib.push(r.ms)
-      }
-      const full = median(calib)
-      const rng = seededRng(SEED)
       const leaks: string[] = []
       const problems: string[] = []
-      let kills = 0
       let intentsLeft = 0
-      for (let round = 1; round <= KILL_ROUNDS; round++) {
-        const p = spawnGldt(["rotate", ...flags], { cwd: work, env })
-        const delay = Math.round(full * (0.2 + 0.9 * rng()))
-        const finished = await Promise.race([p.done.then(() => true), sleep(delay).then(() => false)])
-        if (!finished) p.child.kill("SIGKILL")
-        const r = await p.done
-        if (r.signal === "SIGKILL") kills++
-        else if (r.code !== 0) problems.push(`round ${round}: unkilled rotate failed: ${show(r)}`)
-        if ((await vaultRecord(prefix, key))?.intent !== undefined) intentsLeft++
-        const rec = await gldt(["recover", ...flags, "--create-settle", "2s"], { cwd: work, env })
-        if (rec.code !== 0) problems.push(`round ${round}: recover failed: ${show(rec)}`)
-        const record = await vaultRecord(prefix, key)
-        // A suspect is still a live credential: only the current token may be live (grace 0).
-        for (const t of liveGldtTokens(await sim.tokens())) {
-          if (t.id !== record?.current?.id) leaks.push(`round ${round} (kill after ${delay} ms): token ${t.id} is live and not the current token`)
-        }
-        if (record?.intent !== undefined) problems.push(`round ${round}: intent still open after recover`)
-        if ((record?.suspects.length ?? 0) > 0) problems.push(`round ${round}: suspects ${record!.suspects.map((s) => s.id).join(",")}`)
-        const held = (await sinkMetadata(path)).custom_metadata
-        const current = (await sim.tokens()).find((t) => t.id === record?.current?.id)
-        if (current === undefined) problems.push(`round ${round}: no live current token`)
-        else if (held["gldt-token-id"] !== String(current.id) || (await sinkVersion(path))?.token !== current.token) {
-          problems.push(`round ${round}: the sink does not hold the current token ${current.id}`)
-        }
-      }
+      const { full, kills } = await killRotateRounds({
+        flags,
+        cwd: work,
+        env,
+        rounds: KILL_ROUNDS,
+        seed: SEED,
+        calibrations: 2,
+        problems,
+        afterRotate: async ({ round, delay }) => {
+          if ((await vaultRecord(prefix, key))?.intent !== undefined) intentsLeft++
+          const rec = await gldt(["recover", ...flags, "--create-settle", "2s"], { cwd: work, env })
+          if (rec.code !== 0) problems.push(`round ${round}: recover failed: ${show(rec)}`)
+          const record = await vaultRecord(prefix, key)
+          // A suspect is still a live credential: only the current token may be live (grace 0).
+          for (const t of liveGldtTokens(await sim.tokens())) {
+            if (t.id !== record?.current?.id) leaks.push(`round ${round} (kill after ${delay} ms): token ${t.id} is live and not the current token`)
+          }
+          if (record?.intent !== undefined) problems.push(`round ${round}: intent still open after recover`)
+          if ((record?.suspects.length ?? 0) > 0) problems.push(`round ${round}: suspects ${record!.suspects.map((s) => s.id).join(",")}`)
+          const held = (await sinkMetadata(path)).custom_metadata
+          const current = (await sim.tokens()).find((t) => t.id === record?.current?.id)
+          if (current === undefined) problems.push(`round ${round}: no live current token`)
+          else if (held["gldt-token-id"] !== String(current.id) || (await sinkVersion(path))?.token !== current.token) {
+            problems.push(`round ${round}: the sink does not hold the current token ${current.id}`)
+          }
+        },
+      })
       const rev = await gldt(["revoke", ...flags, "--create-settle", "2s"], { cwd: work, env })
       expect(rev.code, show(rev)).toBe(0)
       const leftover = liveGldtTokens(await sim.tokens())
