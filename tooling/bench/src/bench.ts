@@ -17,7 +17,8 @@ import { validateSpec } from "@gldt/core/Spec"
 import * as State from "@gldt/core/State"
 import { layer as gitlabLayer } from "@gldt/gitlab/GitLabClient"
 import { startSimulator } from "@gldt/gitlab-sim"
-import { Clock, Duration, Effect, Layer, Logger, Redacted, References } from "effect"
+import { addMaintainedProject, OffsetClock } from "@gldt/fault-suite/SimWorld"
+import { Clock, Effect, Layer, Logger, Redacted, References } from "effect"
 import { vaultPlugin } from "./vault.ts"
 import { controllerBench } from "./controller.ts"
 
@@ -48,9 +49,7 @@ spec:
 
 const lifecycle = async () => {
   const sim = await startSimulator({ requestLogLimit: 100_000 })
-  sim.addUser({ name: "bench" })
-  const pat = sim.addAccessToken({ user: "bench", scopes: ["api"] })
-  sim.addProject({ path: "group/project", members: { bench: "maintainer" } })
+  const { pat } = addMaintainedProject(sim, { user: "bench", path: "group/project" })
   const spec = validateSpec(
     { url: sim.url, projectID: "group/project", name: "bench", username: "bench", scopes: ["read_registry"], expiresAfter: "720h", auth: { token: { secretRef: { name: "t", key: "token" } } } },
     { allowHttp: true },
@@ -82,41 +81,14 @@ const lifecycle = async () => {
   return out
 }
 
-/**
- * Virtual time for the runner: a wait longer than 2 s jumps the clock (and the simulator's) forward at
- * once; shorter ones (HTTP timeouts, the client's retry delays) pass in real time.
- */
-class JumpingClock {
-  offset = 0
-  readonly now = () => Date.now() + this.offset
-  readonly clock: Clock.Clock = {
-    currentTimeMillisUnsafe: () => this.now(),
-    currentTimeMillis: Effect.sync(() => this.now()),
-    currentTimeNanosUnsafe: () => BigInt(this.now()) * 1_000_000n,
-    currentTimeNanos: Effect.sync(() => BigInt(this.now()) * 1_000_000n),
-    monotonicTimeNanosUnsafe: () => process.hrtime.bigint(),
-    monotonicTimeNanos: Effect.sync(() => process.hrtime.bigint()),
-    sleep: (d: Duration.Duration) => {
-      const ms = Duration.toMillis(d)
-      if (ms > 2_000) {
-        return Effect.sync(() => {
-          this.offset += ms
-        })
-      }
-      return Effect.promise(() => new Promise<void>((r) => setTimeout(r, ms)))
-    },
-  }
-}
-
 /** Limit on GitLab calls in any simulated hour while one revocation fails for good. */
 const CALL_BUDGET_PER_HOUR = 10
 
 const callBudget = async () => {
-  const time = new JumpingClock()
+  // Virtual time for the runner: a wait longer than 2 s jumps the clock (and the simulator's) forward at once.
+  const time = new OffsetClock({ jumpSleepsOverMs: 2_000 })
   const sim = await startSimulator({ requestLogLimit: 100_000, now: time.now })
-  sim.addUser({ name: "bench" })
-  const pat = sim.addAccessToken({ user: "bench", scopes: ["api"] })
-  sim.addProject({ path: "group/project", members: { bench: "maintainer" } })
+  const { pat } = addMaintainedProject(sim, { user: "bench", path: "group/project" })
   const spec = validateSpec(
     { url: sim.url, projectID: "group/project", name: "bench", username: "bench", scopes: ["read_registry"], auth: { token: { secretRef: { name: "t", key: "token" } } } },
     { allowHttp: true },

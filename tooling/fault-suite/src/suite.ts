@@ -15,7 +15,10 @@ import { type DeployTokenSpec, validateSpec } from "@gldt/core/Spec"
 import { layerMemory as stateMemory, State, type StateRecord } from "@gldt/core/State"
 import { layer as gitlabLayer } from "@gldt/gitlab/GitLabClient"
 import { type FaultRule, type Simulator, seededRandom, startSimulator } from "@gldt/gitlab-sim"
-import { Clock, Context, Duration, Effect, Exit, Layer, Logger, Option, Random, Redacted } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Logger, Option, Random, Redacted } from "effect"
+import { addMaintainedProject, OffsetClock } from "./SimWorld.ts"
+
+export { OffsetClock } from "./SimWorld.ts"
 
 const HOUR = 3_600_000
 const MIN = 60_000
@@ -67,21 +70,6 @@ export interface SuiteOptions {
 class Crash extends Error {
   constructor(where: string) {
     super(`crash ${where}`)
-  }
-}
-
-/** Time for the lifecycle and the simulator: real time plus an offset the run jumps forward. */
-export class OffsetClock {
-  offset = 0
-  readonly now = () => Date.now() + this.offset
-  readonly clock: Clock.Clock = {
-    currentTimeMillisUnsafe: () => this.now(),
-    currentTimeMillis: Effect.sync(() => this.now()),
-    currentTimeNanosUnsafe: () => BigInt(this.now()) * 1_000_000n,
-    currentTimeNanos: Effect.sync(() => BigInt(this.now()) * 1_000_000n),
-    monotonicTimeNanosUnsafe: () => process.hrtime.bigint(),
-    monotonicTimeNanos: Effect.sync(() => process.hrtime.bigint()),
-    sleep: (d: Duration.Duration) => Effect.promise(() => new Promise((r) => setTimeout(r, Duration.toMillis(d)))),
   }
 }
 
@@ -184,11 +172,9 @@ export const runOne = async (sim: Simulator, clock: OffsetClock, seed: number, o
   let apiCalls = 0
 
   const user = `bot-${seed}`
-  sim.addUser({ name: user })
-  const pat = sim.addAccessToken({ user, scopes: ["api"] })
   // The spec names the project by path; the project may be renamed or moved during the run.
   let path = `fault/run-${seed}`
-  const project = sim.addProject({ path, members: { [user]: "maintainer" } })
+  const { pat, project } = addMaintainedProject(sim, { user, path })
   let renames = 0
   const connection: Connection = { url: sim.url, accessToken: Redacted.make(pat), allowHttp: true }
   const graceMs = pick([0, 5 * MIN, 15 * MIN])
