@@ -1,24 +1,11 @@
 /** shareConnections on a real kube-apiserver: calls share keep-alive connections instead of one handshake each. */
 import { subscribe, unsubscribe } from "node:diagnostics_channel"
-import type { Kube } from "@gldt/testenv"
 import { CoreV1Api } from "@kubernetes/client-node"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { isSharing, shareConnections } from "../src/Connections.ts"
-import { kubeConfigOf, startCluster } from "./helpers.ts"
+import { kubeConfigOf, useCluster } from "./helpers.ts"
 
-let kubeOrUndefined: Kube | undefined
-const kube = (): Kube => {
-  if (!kubeOrUndefined) throw new Error("control plane not started")
-  return kubeOrUndefined
-}
-
-beforeAll(async () => {
-  kubeOrUndefined = await startCluster()
-}, 40 * 60_000)
-
-afterAll(async () => {
-  await kubeOrUndefined?.stop()
-})
+const kube = useCluster()
 
 /** New TCP connections undici opens while `f` runs (undici reports each on a diagnostics channel). */
 const connectionsDuring = async (f: () => Promise<void>): Promise<number> => {
