@@ -144,7 +144,7 @@ export const controllerBench = async (root: string, report: Report, n: number) =
     }
     controller = spawn(
       join(root, "gldt-controller"),
-      ["--kubeconfig", kube.kubeconfig, "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "0", "--concurrency", "16", "--gitlab-qps", "500", "--log-level", "info"],
+      ["--kubeconfig", kube.kubeconfig, "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "0", "--concurrency", process.env.GLDT_BENCH_CONCURRENCY ?? "128", "--gitlab-qps", "500", "--log-level", "info"],
       { stdio: "pipe", env: { PATH: process.env.PATH ?? "", HOME: tmpdir(), ...(process.env.GLDT_BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.GLDT_BENCH_NODE_OPTIONS } : {}) } },
     )
     let log = ""
