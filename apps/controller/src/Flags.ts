@@ -96,7 +96,7 @@ export const FLAG_DOCS: ReadonlyArray<FlagDoc> = [
   },
   { name: "gitlab-ca-file", env: "GLDT_GITLAB_CA_FILE", arg: "PATH", def: "none", doc: "PEM file of extra CAs trusted for every GitLab instance." },
   { name: "allow-http", env: "GLDT_ALLOW_HTTP", arg: undefined, def: "off", doc: "Accept http:// GitLab URLs (local tests only: the access token then travels in clear)." },
-  { name: "concurrency", env: "GLDT_CONCURRENCY", arg: "N", def: "4", doc: "ExternalSecrets reconciled at the same time (each one is always handled by one worker at a time); one more worker serves only consumers never synced, so a new ExternalSecret never waits for a busy one." },
+  { name: "concurrency", env: "GLDT_CONCURRENCY", arg: "N", def: "4", doc: "ExternalSecrets reconciled at the same time (each one is always handled by one worker at a time); refreshes of consumers already synced use at most an eighth of them (at least one), and one more worker serves only consumers never synced, so a new ExternalSecret never waits behind rotations." },
   { name: "log-format", env: "GLDT_LOG_FORMAT", arg: "json|text", def: "json", doc: "Log line format on stderr." },
   { name: "log-level", env: "GLDT_LOG_LEVEL", arg: "LEVEL", def: "info", doc: "debug, info, warn or error." },
   {

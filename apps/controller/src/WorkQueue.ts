@@ -5,8 +5,9 @@
  * per-key exponential back-off that `forget` resets.
  *
  * Keys added with `first: true` (consumers never synced) wait in a lane of their own that workers
- * drain before the rest, and that a worker of its own may serve (`take({ firstOnly: true })`): a
- * new ExternalSecret waits neither behind a thousand refreshes nor for a busy worker.
+ * drain before the rest, and that a worker of its own may serve (`take({ firstOnly: true })`);
+ * `maxRefreshing` keeps some workers free of refreshes: a new ExternalSecret waits neither behind a
+ * thousand refreshes nor for a busy worker, nor behind the API server queue they would build.
  */
 import { Effect } from "effect"
 
@@ -21,22 +22,36 @@ export const backoffDelay = (failures: number, o: BackoffOptions, random: () => 
   return Math.round(raw * (0.9 + 0.2 * random()))
 }
 
+export interface WorkQueueOptions extends BackoffOptions {
+  /**
+   * How many keys of the normal lane (refreshes of consumers already synced) may be processed at
+   * once; the other workers stay free for first-lane keys. Default: no limit.
+   */
+  readonly maxRefreshing?: number | undefined
+}
+
+type Waiter = (key: string | undefined) => void
+
 export class WorkQueue {
   private readonly queue: Array<string> = []
   private readonly firstLane: Array<string> = []
   private readonly dirty = new Set<string>()
   private readonly processing = new Set<string>()
+  /** Normal-lane keys being processed (counted against `maxRefreshing`). */
+  private readonly refreshing = new Set<string>()
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>()
   private readonly failures = new Map<string, number>()
-  private readonly waiters: Array<(key: string | undefined) => void> = []
+  private readonly waiters: Array<Waiter> = []
   /** Workers that take first-lane keys only (see `take`). */
-  private readonly firstWaiters: Array<(key: string | undefined) => void> = []
+  private readonly firstWaiters: Array<Waiter> = []
   private shuttingDown = false
 
   private readonly backoff: BackoffOptions
+  private readonly maxRefreshing: number
 
-  constructor(backoff: BackoffOptions = { baseMs: 1_000, maxMs: 300_000 }) {
-    this.backoff = backoff
+  constructor(options: WorkQueueOptions = { baseMs: 1_000, maxMs: 300_000 }) {
+    this.backoff = { baseMs: options.baseMs, maxMs: options.maxMs }
+    this.maxRefreshing = options.maxRefreshing ?? Number.POSITIVE_INFINITY
   }
 
   /** Keys waiting (not counting delayed ones or those being processed). */
@@ -44,13 +59,30 @@ export class WorkQueue {
     return this.queue.length + this.firstLane.length
   }
 
-  /** The next waiting key, first lane first. */
-  private next(): string | undefined {
-    return this.firstLane.shift() ?? this.queue.shift()
-  }
-
   get delayed(): number {
     return this.timers.size
+  }
+
+  /** Hands waiting keys to waiting workers: first lane first, refreshes while under `maxRefreshing`. */
+  private dispatch(): void {
+    for (;;) {
+      if (this.firstLane.length > 0) {
+        const waiter = this.firstWaiters.shift() ?? this.waiters.shift()
+        if (waiter === undefined) return
+        this.handOut(this.firstLane.shift()!, false, waiter)
+      } else if (this.queue.length > 0 && this.refreshing.size < this.maxRefreshing) {
+        const waiter = this.waiters.shift()
+        if (waiter === undefined) return
+        this.handOut(this.queue.shift()!, true, waiter)
+      } else return
+    }
+  }
+
+  private handOut(key: string, refresh: boolean, waiter: Waiter): void {
+    this.dirty.delete(key)
+    this.processing.add(key)
+    if (refresh) this.refreshing.add(key)
+    waiter(key)
   }
 
   add(key: string, options?: { readonly first?: boolean }): void {
@@ -63,18 +95,15 @@ export class WorkQueue {
         if (i >= 0) {
           this.queue.splice(i, 1)
           this.firstLane.push(key)
+          this.dispatch()
         }
       }
       return
     }
     this.dirty.add(key)
     if (this.processing.has(key)) return
-    const waiter = (first ? this.firstWaiters.shift() : undefined) ?? this.waiters.shift()
-    if (waiter !== undefined) {
-      this.dirty.delete(key)
-      this.processing.add(key)
-      waiter(key)
-    } else (first ? this.firstLane : this.queue).push(key)
+    ;(first ? this.firstLane : this.queue).push(key)
+    this.dispatch()
   }
 
   /** Adds the key after `ms`; an earlier pending delay for the same key is kept. */
@@ -116,22 +145,21 @@ export class WorkQueue {
 
   /** Next key to process; undefined once shut down. Call `done` when finished with it. */
   get(): Promise<string | undefined> {
-    const key = this.next()
-    if (key !== undefined) {
-      this.dirty.delete(key)
-      this.processing.add(key)
-      return Promise.resolve(key)
-    }
     if (this.shuttingDown) return Promise.resolve(undefined)
-    return new Promise((resolve) => this.waiters.push(resolve))
+    return new Promise((resolve) => {
+      this.waiters.push(resolve)
+      this.dispatch()
+    })
   }
 
   done(key: string): void {
     this.processing.delete(key)
+    this.refreshing.delete(key)
     if (this.dirty.has(key)) {
       this.dirty.delete(key)
       this.add(key)
     }
+    this.dispatch()
   }
 
   /** Stops handing out keys; workers waiting in `get` receive undefined. */
@@ -148,25 +176,19 @@ export class WorkQueue {
    */
   take = (options?: { readonly firstOnly?: boolean }): Effect.Effect<string | undefined> =>
     Effect.callback<string | undefined>((resume) => {
-      let settled = false
-      const firstOnly = options?.firstOnly === true
-      const waiters = firstOnly ? this.firstWaiters : this.waiters
-      const key = firstOnly ? this.firstLane.shift() : this.next()
-      if (key !== undefined) {
-        this.dirty.delete(key)
-        this.processing.add(key)
-        resume(Effect.succeed(key))
-        return
-      }
       if (this.shuttingDown) {
         resume(Effect.succeed(undefined))
         return
       }
-      const waiter = (k: string | undefined) => {
+      let settled = false
+      const waiters = options?.firstOnly === true ? this.firstWaiters : this.waiters
+      const waiter: Waiter = (k) => {
         settled = true
         resume(Effect.succeed(k))
       }
       waiters.push(waiter)
+      this.dispatch()
+      if (settled) return
       return Effect.sync(() => {
         if (settled) return
         const i = waiters.indexOf(waiter)

@@ -69,6 +69,31 @@ describe("WorkQueue", () => {
     expect(await q.get()).toBe("refresh")
   })
 
+  it("maxRefreshing: refreshes beyond the limit wait, the free workers take new keys, and a finished refresh lets the next one go", async () => {
+    const q = new WorkQueue({ baseMs: 1_000, maxMs: 5_000, maxRefreshing: 2 })
+    for (const k of ["r1", "r2", "r3"]) q.add(k)
+    expect(await q.get()).toBe("r1")
+    expect(await q.get()).toBe("r2")
+    let third: string | undefined
+    void q.get().then((k) => {
+      third = k
+    })
+    await new Promise((r) => setTimeout(r, 5))
+    expect(third).toBeUndefined()
+    q.add("new-es", { first: true })
+    await new Promise((r) => setTimeout(r, 5))
+    expect(third).toBe("new-es")
+    let fourth: string | undefined
+    void q.get().then((k) => {
+      fourth = k
+    })
+    await new Promise((r) => setTimeout(r, 5))
+    expect(fourth).toBeUndefined()
+    q.done("r1")
+    await new Promise((r) => setTimeout(r, 5))
+    expect(fourth).toBe("r3")
+  })
+
   it("shutdown releases first-only workers too", async () => {
     const q = new WorkQueue()
     const waiting = Effect.runPromise(q.take({ firstOnly: true }))

@@ -227,6 +227,7 @@ export const controllerBench = async (root: string, report: Report, n: number) =
       latencies.push((performance.now() - t) / 1000)
     }
     const sorted = [...latencies].sort((a, b) => a - b)
+    console.log(`  latencies: ${sorted.map((l) => l.toFixed(2)).join(" ")}`)
     const p99 = sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)]!
     report(`controller: new ExternalSecret → Secret, p99 of 20 while ${n} rotate`, `${p99.toFixed(2)} s`, "5 s", p99 < 5)
     const minted = sumOf(await metricsText(port!), "gldt_tokens_minted_total")
