@@ -320,6 +320,103 @@ describe("deletion", () => {
   }, 180_000)
 })
 
+describe("caProvider: the CA a revocation needs is held like the auth Secret", () => {
+  /** The simulator's CA under `ca.crt` in a ConfigMap or Secret named gitlab-ca. */
+  const caYaml = (type: "ConfigMap" | "Secret") =>
+    `apiVersion: v1\nkind: ${type}\nmetadata:\n  name: gitlab-ca\n${type === "Secret" ? "stringData" : "data"}:\n  ca.crt: ${JSON.stringify(sim.caPem)}\n`
+  const caFinalizer = { ConfigMap: "gldt.dev/ca-in-use", Secret: "gldt.dev/auth-secret-in-use" } as const
+
+  /** A namespace with the auth Secret, the CA object and the seed's manifests trusting the simulator only through caProvider. */
+  const caNamespace = async (type: "ConfigMap" | "Secret", prefix: string, options: Partial<Parameters<typeof seedManifests>[0]> = {}) => {
+    const ns = await kube.newNamespace(prefix)
+    await apply(kube, ns, authSecretYaml(sim.pat))
+    await apply(kube, ns, caYaml(type))
+    await apply(kube, ns, seedManifests({ url: sim.url, caPem: sim.caPem, caProvider: { type, name: "gitlab-ca", key: "ca.crt" }, ...options }))
+    return ns
+  }
+
+  const delivered = (ns: string) =>
+    eventually(async () => {
+      const r = await tokensOfSecret(ns)
+      if (r.match === undefined) throw new Error("the Secret's token is not a simulator token")
+      const ready = readyCondition(await getJson(kube, ["externalsecret", "gitlab-deploy-token"], ns))
+      assert.strictEqual(ready?.status, "True", JSON.stringify(ready))
+      return r
+    })
+
+  const finalizersOf = async (type: "ConfigMap" | "Secret", ns: string) =>
+    ((await getJson(kube, [type.toLowerCase(), "gitlab-ca"], ns))?.metadata as { finalizers?: string[] } | undefined)?.finalizers
+
+  for (const type of ["ConfigMap", "Secret"] as const) {
+    it(`a caProvider ${type} (no caBundle): delivery works; deleting the namespace while GitLab refuses revocations at first finishes within 60 s and revokes every token`, async () => {
+      const tokenName = `ns-ca-${type.toLowerCase()}`
+      const ns = await caNamespace(type, `delete-ns-ca-${type.toLowerCase()}`, { refreshInterval: "20s", revokeGracePeriod: "30s", tokenName })
+      const { secret, match } = await delivered(ns)
+      assert.strictEqual(secret.username, match!.username)
+      assert.include((await finalizersOf(type, ns)) ?? [], caFinalizer[type], `the ${type} is not held while its tokens exist`)
+      // One rotation, so there is a current and a retiring token.
+      await eventually(async () => {
+        if (live(await sim.tokens()).filter((t) => t.name === tokenName).length < 2) throw new Error("no rotation yet")
+      }, 60_000)
+      const before = live(await sim.tokens()).filter((t) => t.name === tokenName)
+      // GitLab refuses every revocation until the namespace controller has deleted (or marked) the CA object,
+      // so the revocation cannot win the race against the CA's deletion.
+      const fault = await sim.control<{ id: number }>("POST", "faults", { kind: "status5xx", status: 503, method: "DELETE", path: "/deploy_tokens/\\d+$", probability: 1 })
+      const started = Date.now()
+      try {
+        await kube.kubectl(["delete", "namespace", ns, "--wait=false"])
+        await eventually(async () => {
+          const ca = await getJson(kube, [type.toLowerCase(), "gitlab-ca"], ns)
+          if (ca !== undefined && (ca.metadata as { deletionTimestamp?: string }).deletionTimestamp === undefined) throw new Error(`the ${type} is not being deleted yet`)
+          const refused = (await sim.requests()).filter((r) => r.method === "DELETE" && r.status === 503 && before.some((t) => r.path.endsWith(`/deploy_tokens/${t.id}`)))
+          if (refused.length === 0) throw new Error("no revocation tried yet")
+        }, 30_000)
+      } finally {
+        await sim.control("DELETE", `faults/${fault.id}`)
+      }
+      const left = Math.max(1, Math.ceil((60_000 - (Date.now() - started)) / 1000))
+      const waited = await kube.kubectl(["wait", "--for=delete", `namespace/${ns}`, `--timeout=${left}s`], { reject: false })
+      if (waited.code !== 0) {
+        const what = await kube.kubectl(["get", "namespace", ns, "-o", "jsonpath={.status}"], { reject: false })
+        const objects = await kube.kubectl(["get", "externalsecrets,gldts,secrets,configmaps", "-n", ns, "-o", "yaml"], { reject: false })
+        assert.fail(`namespace ${ns} not deleted within 60 s: ${what.stdout}\n${objects.stdout}\n--- controller log tail\n${controller.logs().slice(-4000)}`)
+      }
+      assert.isBelow(Date.now() - started, 60_000)
+      assert.isUndefined(await getJson(kube, ["namespace", ns]))
+      const after = await sim.tokens(true)
+      assert.lengthOf(live(after.filter((t) => t.name === tokenName)), 0)
+      for (const t of before) {
+        const now = after.find((x) => x.id === t.id)
+        assert.isTrue(now?.revoked === true || now?.deletedAt !== undefined, `token ${t.id} is still live`)
+      }
+    }, 180_000)
+  }
+
+  it("a caProvider ConfigMap deleted while its consumer has a token stays Terminating; deleting the consumer revokes and lets it go", async () => {
+    const ns = await caNamespace("ConfigMap", "ca-cm-release", { tokenName: "ca-cm-release" })
+    const { match } = await delivered(ns)
+    assert.include((await finalizersOf("ConfigMap", ns)) ?? [], caFinalizer.ConfigMap)
+    await kube.kubectl(["delete", "configmap", "gitlab-ca", "--wait=false"], { namespace: ns })
+    await sleep(3_000)
+    const cm = await getJson(kube, ["configmap", "gitlab-ca"], ns)
+    assert.isDefined(cm, "the ConfigMap went while a token that needs it for revocation exists")
+    assert.isDefined((cm!.metadata as { deletionTimestamp?: string }).deletionTimestamp)
+    await kube.kubectl(["delete", "externalsecret", "gitlab-deploy-token", "--wait=true", "--timeout=30s"], { namespace: ns })
+    const t = (await sim.tokens(true)).find((x) => x.id === match!.id)
+    assert.isTrue(t?.revoked === true || t?.deletedAt !== undefined, "the token is still live")
+    // Its finalizer is dropped once no token needs it, so the deletion finishes.
+    await eventually(async () => assert.isUndefined(await getJson(kube, ["configmap", "gitlab-ca"], ns)), 30_000)
+  })
+
+  it("the caProvider ConfigMap's finalizer goes with the last consumer that uses it", async () => {
+    const ns = await caNamespace("ConfigMap", "ca-cm-last", { tokenName: "ca-cm-last" })
+    await delivered(ns)
+    assert.include((await finalizersOf("ConfigMap", ns)) ?? [], caFinalizer.ConfigMap)
+    await kube.kubectl(["delete", "externalsecret", "gitlab-deploy-token", "--wait=true", "--timeout=30s"], { namespace: ns })
+    await eventually(async () => assert.notInclude((await finalizersOf("ConfigMap", ns)) ?? [], caFinalizer.ConfigMap), 30_000)
+  })
+})
+
 describe("bad input: Ready=False/SecretSyncedError, a Warning event naming field and fix, no POST", () => {
   const expectBad = async (ns: string, field: string, fix: RegExp, name = "gitlab-deploy-token") => {
     const es = await eventually(async () => {

@@ -262,6 +262,8 @@ export interface SeedOptions {
   readonly target?: string
   /** spec.name of the deploy token (default "eso-managed", the seed's). */
   readonly tokenName?: string
+  /** Trust the simulator's CA through this caProvider instead of caBundle (the Secret or ConfigMap is not created here). */
+  readonly caProvider?: { readonly type: "ConfigMap" | "Secret"; readonly name: string; readonly key: string }
 }
 
 /** The seed's two manifests (GitlabDeployToken without an expiry + ExternalSecret), pointed at the simulator. */
@@ -279,8 +281,11 @@ spec:
     - read_repository
     - read_registry
   username: "eso"
-  caBundle: ${Buffer.from(o.caPem).toString("base64")}
-${o.revokeGracePeriod === undefined ? "" : `  revokeGracePeriod: ${o.revokeGracePeriod}\n`}${o.extraSpec ?? ""}  auth:
+${
+    o.caProvider === undefined
+      ? `  caBundle: ${Buffer.from(o.caPem).toString("base64")}\n`
+      : `  caProvider:\n    type: ${o.caProvider.type}\n    name: ${o.caProvider.name}\n    key: ${JSON.stringify(o.caProvider.key)}\n`
+  }${o.revokeGracePeriod === undefined ? "" : `  revokeGracePeriod: ${o.revokeGracePeriod}\n`}${o.extraSpec ?? ""}  auth:
     token:
       secretRef:
         name: ${o.authSecret ?? "gitlab-api-token"}
