@@ -73,6 +73,14 @@ export const RESOURCES = {
     labelSelector: "reconcile.external-secrets.io/managed=true",
   },
   authSecrets: { name: "secrets (auth)", group: undefined, version: "v1", plural: "secrets", namespaced: true, labelSelector: "gldt.dev/auth-secret=true" },
+  caConfigMaps: {
+    name: "configmaps (caProvider)",
+    group: undefined,
+    version: "v1",
+    plural: "configmaps",
+    namespaced: true,
+    labelSelector: "gldt.dev/ca-configmap=true",
+  },
 } as const satisfies Record<string, ResourceSpec>
 
 export type ResourceName = keyof typeof RESOURCES
@@ -91,6 +99,12 @@ const listFn = (kc: KubeConfig, r: ResourceSpec, namespace: string | undefined) 
   if (r.group === undefined) {
     const core = kc.makeApiClient(CoreV1Api)
     const selector = r.labelSelector === undefined ? {} : { labelSelector: r.labelSelector }
+    if (r.plural === "configmaps") {
+      return () =>
+        (namespace === undefined
+          ? core.listConfigMapForAllNamespaces(selector)
+          : core.listNamespacedConfigMap({ namespace, ...selector })) as unknown as Promise<{ items: Array<Obj>; metadata?: { resourceVersion?: string } }>
+    }
     return () =>
       (namespace === undefined
         ? core.listSecretForAllNamespaces(selector)

@@ -28,6 +28,10 @@ export const AUTH_FINALIZER = "gldt.dev/auth-secret-in-use"
 export const GENERATOR_FINALIZER = "gldt.dev/generator-in-use"
 /** Marks auth Secrets so one label-selected informer sees their deletion. */
 export const AUTH_LABEL = "gldt.dev/auth-secret"
+/** Held on a caProvider ConfigMap while a token whose revocation may need its CA exists. */
+export const CA_FINALIZER = "gldt.dev/ca-in-use"
+/** Marks caProvider ConfigMaps so one label-selected informer sees their deletion (and serves their CA). */
+export const CA_LABEL = "gldt.dev/ca-configmap"
 
 export type ConsumerKind = "ExternalSecret" | "GitlabDeployTokenConsumer"
 

@@ -11,7 +11,7 @@ import { GitLab } from "@gldt/core/GitLab"
 import { ApiextensionsV1Api } from "@kubernetes/client-node"
 import { Context, Effect, Fiber, Layer } from "effect"
 import * as Cache from "./Cache.ts"
-import { AUTH_FINALIZER, GENERATOR_FINALIZER, fromStateKey, gldtRefs, parseQueueKey, queueKey } from "./Consumer.ts"
+import { AUTH_FINALIZER, CA_FINALIZER, GENERATOR_FINALIZER, fromStateKey, gldtRefs, parseQueueKey, queueKey } from "./Consumer.ts"
 import type { Flags } from "./Flags.ts"
 import * as Limiter from "./GitLabLimiter.ts"
 import * as KubeApi from "./KubeApi.ts"
@@ -68,6 +68,7 @@ export const run = (flags: Flags) =>
       "states",
       "managedSecrets",
       "authSecrets",
+      "caConfigMaps",
     ]
     const cache = yield* Cache.make(kc, flags.namespaces, resources)
     const reconciler = Reconciler.make({
@@ -105,9 +106,19 @@ export const run = (flags: Flags) =>
     const consumersOf = (kind: "GitlabDeployToken" | "ClusterGenerator", name: string, namespace: string | undefined) => {
       for (const k of users.of(generatorKey(kind, namespace ?? "", name))) queue.add(k)
     }
+    /** A held caProvider ConfigMap being deleted: ask whether it may go. */
+    const caKey = (m: Cache.Obj) =>
+      m.metadata.deletionTimestamp !== undefined && (m.metadata.finalizers ?? []).includes(CA_FINALIZER) ? `ca/${m.metadata.namespace}/${m.metadata.name}` : undefined
     const generatorChanged = changeFilter()
     cache.informed.generators.on((verb, g) => {
-      if (generatorChanged(verb, g)) consumersOf("GitlabDeployToken", g.metadata.name, g.metadata.namespace)
+      if (generatorChanged(verb, g)) {
+        consumersOf("GitlabDeployToken", g.metadata.name, g.metadata.namespace)
+        // A generator that changed or went may have been the last to name a Terminating CA ConfigMap.
+        for (const m of cache.informed.caConfigMaps.list(g.metadata.namespace)) {
+          const k = caKey(m)
+          if (k !== undefined) queue.add(k)
+        }
+      }
       if (verb !== "delete" && g.metadata.deletionTimestamp !== undefined && (g.metadata.finalizers ?? []).includes(GENERATOR_FINALIZER)) {
         queue.add(`generators/${g.metadata.namespace}`, { first: true })
       }
@@ -151,6 +162,10 @@ export const run = (flags: Flags) =>
       if (verb !== "delete" && secret.metadata.deletionTimestamp !== undefined && (secret.metadata.finalizers ?? []).includes(AUTH_FINALIZER)) {
         queue.add(`auth/${secret.metadata.namespace}/${secret.metadata.name}`, { first: true })
       }
+    })
+    cache.informed.caConfigMaps.on((verb, m) => {
+      const k = verb === "delete" ? undefined : caKey(m)
+      if (k !== undefined) queue.add(k)
     })
 
     // Probes and metrics.
@@ -201,6 +216,9 @@ export const run = (flags: Flags) =>
         } else if (key.startsWith("auth/")) {
           const [, ns, name] = key.split("/")
           outcome = yield* reconciler.runAuth(ns!, name!)
+        } else if (key.startsWith("ca/")) {
+          const [, ns, name] = key.split("/")
+          outcome = yield* reconciler.runCa(ns!, name!)
         } else {
           const parsed = parseQueueKey(key)
           if (parsed === undefined) return

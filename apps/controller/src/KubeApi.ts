@@ -1,7 +1,7 @@
 /**
  * The few API writes the controller makes besides State and Sink: finalizers (JSON patch guarded by
  * a `test` op, so a concurrent change makes it fail instead of clobbering), status (merge patch on the
- * status subresource), Events, and reads of auth Secrets, CA Secrets and ConfigMaps.
+ * status subresource), Events, and reads of auth Secrets, CA Secrets and CA ConfigMaps.
  */
 import { existsSync } from "node:fs"
 import { homedir } from "node:os"
@@ -14,6 +14,7 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type CoreV1Event,
+  type V1ConfigMap,
   type V1Secret,
 } from "@kubernetes/client-node"
 import { Context, Effect, Layer } from "effect"
@@ -85,9 +86,9 @@ export interface KubeApiShape {
   readonly kubeConfig: KubeConfig
   readonly identity: string
   /** Adds `finalizer` unless present. Fails with 409/422 when the object changed meanwhile. */
-  addFinalizer(kind: Kind | "Secret", obj: Obj, finalizer: string, labels?: Record<string, string>): Effect.Effect<void, ApiError>
+  addFinalizer(kind: Kind | CoreKind, obj: Obj, finalizer: string, labels?: Record<string, string>): Effect.Effect<void, ApiError>
   /** Removes `finalizer` if present (404 = already gone). */
-  removeFinalizer(kind: Kind | "Secret", obj: Obj, finalizer: string): Effect.Effect<void, ApiError>
+  removeFinalizer(kind: Kind | CoreKind, obj: Obj, finalizer: string): Effect.Effect<void, ApiError>
   patchStatus(kind: Kind, obj: Obj, status: Record<string, unknown>): Effect.Effect<void, ApiError>
   event(
     involved: { apiVersion: string; kind: string; name: string; namespace: string; uid?: string | undefined },
@@ -96,10 +97,13 @@ export interface KubeApiShape {
     message: string,
   ): Effect.Effect<void>
   readSecret(namespace: string, name: string): Effect.Effect<V1Secret | undefined, ApiError>
-  readConfigMapKey(namespace: string, name: string, key: string): Effect.Effect<string | undefined | null, ApiError>
+  readConfigMap(namespace: string, name: string): Effect.Effect<V1ConfigMap | undefined, ApiError>
   listStates(namespace: string): Effect.Effect<ReadonlyArray<Obj>, ApiError>
   getCustom(kind: Kind, namespace: string | undefined, name: string): Effect.Effect<Obj | undefined, ApiError>
 }
+
+/** The core kinds the controller puts finalizers on: auth and CA Secrets, CA ConfigMaps. */
+export type CoreKind = "Secret" | "ConfigMap"
 
 export class KubeApi extends Context.Service<KubeApi, KubeApiShape>()("@gldt/controller/KubeApi") {}
 
@@ -110,10 +114,12 @@ export const make = (kc: KubeConfig, identity: string): KubeApiShape => {
   const custom = kc.makeApiClient(CustomObjectsApi)
   const notFound = <A>(e: Effect.Effect<A, ApiError>) => Effect.catchIf(e, (x) => x.code === 404, () => Effect.succeed(undefined))
 
-  const patch = (kind: Kind | "Secret", obj: Obj, ops: ReadonlyArray<unknown>) =>
+  const patch = (kind: Kind | CoreKind, obj: Obj, ops: ReadonlyArray<unknown>) =>
     call(() =>
       kind === "Secret"
         ? core.patchNamespacedSecret({ name: obj.metadata.name, namespace: obj.metadata.namespace!, body: ops }, jsonPatch)
+        : kind === "ConfigMap"
+          ? core.patchNamespacedConfigMap({ name: obj.metadata.name, namespace: obj.metadata.namespace!, body: ops }, jsonPatch)
         : kind.group === "" ? Promise.reject(new Error("no group"))
           : obj.metadata.namespace === undefined
             ? custom.patchClusterCustomObject({ group: kind.group, version: kind.version, plural: kind.plural, name: obj.metadata.name, body: ops }, jsonPatch)
@@ -198,10 +204,7 @@ export const make = (kc: KubeConfig, identity: string): KubeApiShape => {
       )
     },
     readSecret: (namespace, name) => notFound(call(() => core.readNamespacedSecret({ namespace, name }))),
-    readConfigMapKey: (namespace, name, key) =>
-      notFound(call(() => core.readNamespacedConfigMap({ namespace, name }))).pipe(
-        Effect.map((cm) => (cm === undefined ? undefined : (cm.data?.[key] ?? null))),
-      ),
+    readConfigMap: (namespace, name) => notFound(call(() => core.readNamespacedConfigMap({ namespace, name }))),
     listStates: (namespace) =>
       call(
         () =>

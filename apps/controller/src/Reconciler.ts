@@ -6,8 +6,9 @@
  * SecretSyncedError, a message naming the field and the fix, a Warning event); nothing is minted.
  *
  * Deletion: the consumer's finalizer holds it until `revokeAll` has revoked every token; the auth
- * Secret carries a finalizer of ours while any token that needs it for revocation exists, so deleting
- * a namespace neither hangs (the Secret stays readable) nor leaks.
+ * Secret, the generator and a caProvider Secret or ConfigMap carry a finalizer of ours while any token
+ * that needs them for revocation exists, so deleting a namespace neither hangs (they stay readable)
+ * nor leaks.
  */
 import { createHash } from "node:crypto"
 import { KubeSink, KubeState } from "@gldt/adapter-kubernetes"
@@ -24,6 +25,8 @@ import type { CacheShape, Obj } from "./Cache.ts"
 import {
   AUTH_FINALIZER,
   AUTH_LABEL,
+  CA_FINALIZER,
+  CA_LABEL,
   CONSUMER_FINALIZER,
   GENERATOR,
   GENERATOR_FINALIZER,
@@ -171,7 +174,7 @@ const resolve = (deps: Deps, c: Consumer, now: number): Effect.Effect<Resolved, 
     if (token === "") {
       return yield* badInput(`${field("spec.auth.token.secretRef.key")}: key "${secretRef.key}" of Secret ${c.namespace}/${secretRef.name} is empty; put the access token there`)
     }
-    const cas = yield* casFor(deps, spec, c.namespace, field)
+    const cas = yield* casFor(deps, spec, c.namespace, field, true)
     // Keep the auth Secret while tokens may need it for revocation.
     if (!(secret.metadata?.finalizers ?? []).includes(AUTH_FINALIZER) || secret.metadata?.labels?.[AUTH_LABEL] !== "true") {
       if (secret.metadata?.deletionTimestamp === undefined) {
@@ -199,10 +202,14 @@ const resolve = (deps: Deps, c: Consumer, now: number): Effect.Effect<Resolved, 
     }
   })
 
-/** The CAs to trust for a spec: --gitlab-ca-file's, the spec's caBundle and its caProvider's. */
-const casFor = (deps: Deps, spec: DeployTokenSpec, namespace: string, field: (path: string) => string) =>
+/**
+ * The CAs to trust for a spec: --gitlab-ca-file's, the spec's caBundle and its caProvider's. With
+ * `hold`, a caProvider Secret or ConfigMap gets our finalizer and label before anything is minted:
+ * revoking those tokens will need it, even while its namespace is being deleted.
+ */
+const casFor = (deps: Deps, spec: DeployTokenSpec, namespace: string, field: (path: string) => string, hold: boolean) =>
   Effect.gen(function* () {
-    const { kube, options } = deps
+    const { cache, kube, options } = deps
     const cas: Array<string> = []
     if (options.gitlabCaPem !== undefined) cas.push(options.gitlabCaPem)
     if (spec.caBundle !== undefined) cas.push(spec.caBundle)
@@ -212,19 +219,30 @@ const casFor = (deps: Deps, spec: DeployTokenSpec, namespace: string, field: (pa
         return yield* badInput(`${field("spec.caProvider.namespace")}: must be the consumer's namespace (${namespace}) or unset`)
       }
       let pem: string | undefined | null
+      let holder: Obj | undefined
       if (p.type === "Secret") {
         const s = yield* kube.readSecret(namespace, p.name).pipe(Effect.mapError(apiRetry(`cannot read Secret ${namespace}/${p.name}`)))
         pem = s === undefined ? undefined : s.data?.[p.key] === undefined ? null : Buffer.from(s.data[p.key]!, "base64").toString("utf8")
-        // Kept like the auth Secret: revocation needs it.
-        if (s !== undefined && s.metadata?.deletionTimestamp === undefined && !(s.metadata?.finalizers ?? []).includes(AUTH_FINALIZER)) {
-          yield* kube.addFinalizer("Secret", s as unknown as Obj, AUTH_FINALIZER, { [AUTH_LABEL]: "true" }).pipe(Effect.ignore)
-        }
+        holder = s as unknown as Obj | undefined
       } else {
-        pem = yield* kube.readConfigMapKey(namespace, p.name, p.key).pipe(Effect.mapError(apiRetry(`cannot read ConfigMap ${namespace}/${p.name}`)))
+        // From the informer once the ConfigMap is held (labelled), else from the API.
+        const cached = cache.informed.caConfigMaps.get(p.name, namespace)
+        holder =
+          cached !== undefined && (cached.metadata.finalizers ?? []).includes(CA_FINALIZER) && cached.data?.[p.key] !== undefined
+            ? cached
+            : ((yield* kube.readConfigMap(namespace, p.name).pipe(Effect.mapError(apiRetry(`cannot read ConfigMap ${namespace}/${p.name}`)))) as unknown as Obj | undefined)
+        pem = holder === undefined ? undefined : (holder.data?.[p.key] ?? null)
       }
       if (pem === undefined) return yield* badInput(`${field("spec.caProvider.name")}: ${p.type} ${namespace}/${p.name} does not exist; create it with the CA bundle`)
       if (pem === null || !pem.includes("-----BEGIN CERTIFICATE-----")) {
         return yield* badInput(`${field("spec.caProvider.key")}: ${p.type} ${namespace}/${p.name} has no PEM certificate under key "${p.key}"`)
+      }
+      // Kept like the auth Secret: revocation needs it. (One being deleted cannot take a new finalizer.)
+      if (hold && holder !== undefined && holder.metadata.deletionTimestamp === undefined) {
+        const [finalizer, label] = p.type === "Secret" ? [AUTH_FINALIZER, AUTH_LABEL] : [CA_FINALIZER, CA_LABEL]
+        yield* kube
+          .addFinalizer(p.type, holder, finalizer, { [label]: "true" })
+          .pipe(Effect.mapError(apiRetry(`cannot add finalizer ${finalizer} to ${p.type} ${namespace}/${p.name}`)))
       }
       cas.push(pem)
     }
@@ -272,6 +290,13 @@ const readyCondition = (obj: Obj, status: "True" | "False", reason: string, mess
 }
 
 const sameStatus = (a: unknown, b: Record<string, unknown>): boolean => JSON.stringify(a ?? {}) === JSON.stringify(b)
+
+/** Whether any of these state objects still holds a token (current, pending, retiring, or a create in flight). */
+const holdsTokens = (states: ReadonlyArray<Obj>) =>
+  states.some((s) => {
+    const r = (s.spec as { record?: StateRecord } | undefined)?.record
+    return r !== undefined && (r.current !== undefined || r.pending !== undefined || (r.retiring ?? []).length > 0 || r.intent !== undefined)
+  })
 
 export const make = (deps: Deps) => {
   const { cache, kube, metrics, options } = deps
@@ -433,7 +458,7 @@ export const make = (deps: Deps) => {
             : (cache.informed.clusterGenerators.get(c.generatorRef.name)?.spec as { generator?: { gitlabDeployTokenSpec?: unknown } } | undefined)?.generator
                 ?.gitlabDeployTokenSpec
         const v = g === undefined ? undefined : validateSpec(g, { allowHttp: options.allowHttp })
-        if (v?.spec !== undefined) cas = yield* casFor(deps, v.spec, namespace, (p) => p).pipe(Effect.orElseSucceed(() => cas))
+        if (v?.spec !== undefined) cas = yield* casFor(deps, v.spec, namespace, (p) => p, false).pipe(Effect.orElseSucceed(() => cas))
       }
       const connection: Connection = {
         url: location.url,
@@ -461,18 +486,37 @@ export const make = (deps: Deps) => {
       return { done, nextAt: report.nextAt }
     })
 
-  /** Drops our finalizer from an auth Secret once no state record in its namespace needs it. */
+  /**
+   * Whether a generator that consumers in `namespace` may use (one of the namespace's, or any
+   * ClusterGenerator) names this Secret or ConfigMap as its caProvider: revocation reads the CA
+   * through the consumer's current generator, which is itself held while its tokens exist.
+   */
+  const caInUse = (namespace: string, type: "Secret" | "ConfigMap", name: string) =>
+    [
+      ...cache.informed.generators.list(namespace).map((g) => g.spec),
+      ...cache.informed.clusterGenerators
+        .list()
+        .map((g) => (g.spec as { generator?: { gitlabDeployTokenSpec?: unknown } } | undefined)?.generator?.gitlabDeployTokenSpec),
+    ].some((spec) => {
+      const p = (spec as { caProvider?: { type?: unknown; name?: unknown; namespace?: unknown } } | undefined)?.caProvider
+      return p?.type === type && p.name === name && (p.namespace === undefined || p.namespace === namespace)
+    })
+
+  /** Drops our finalizer from an auth (or caProvider) Secret once no state record in its namespace needs it. */
   const releaseAuthSecret = (namespace: string, name: string) =>
     Effect.gen(function* () {
       const secret = yield* kube.readSecret(namespace, name).pipe(Effect.mapError(apiRetry(`cannot read Secret ${namespace}/${name}`)))
       if (secret === undefined || !(secret.metadata?.finalizers ?? []).includes(AUTH_FINALIZER)) return
       const states = yield* kube.listStates(namespace).pipe(Effect.mapError(apiRetry(`cannot list states in ${namespace}`)))
-      const needed = states.some((s) => {
-        const r = (s.spec as { record?: StateRecord } | undefined)?.record
-        if (r === undefined) return false
-        const locs = [r.current, r.pending, ...(r.retiring ?? []), r.intent].filter((t) => t !== undefined).map((t) => t.location)
-        return locs.some((l) => l.auth?.name === name)
-      })
+      // A record names the auth Secret its tokens were minted with; a caProvider Secret is needed by any token left.
+      const needed =
+        states.some((s) => {
+          const r = (s.spec as { record?: StateRecord } | undefined)?.record
+          if (r === undefined) return false
+          const locs = [r.current, r.pending, ...(r.retiring ?? []), r.intent].filter((t) => t !== undefined).map((t) => t.location)
+          return locs.some((l) => l.auth?.name === name)
+        }) ||
+        (caInUse(namespace, "Secret", name) && holdsTokens(states))
       // Consumers that still exist and use it keep it too (unless the Secret itself is being deleted with them).
       const usedByLive =
         secret.metadata?.deletionTimestamp === undefined &&
@@ -485,6 +529,28 @@ export const make = (deps: Deps) => {
     })
 
   /**
+   * Drops our finalizer from a caProvider ConfigMap once no generator names it, or once no state
+   * record in its namespace holds a token and no live consumer is left (one being deleted waits for
+   * the tokens only).
+   */
+  const releaseCaConfigMap = (namespace: string, name: string) =>
+    Effect.gen(function* () {
+      const cm = yield* kube.readConfigMap(namespace, name).pipe(Effect.mapError(apiRetry(`cannot read ConfigMap ${namespace}/${name}`)))
+      if (cm === undefined || !(cm.metadata?.finalizers ?? []).includes(CA_FINALIZER)) return
+      if (caInUse(namespace, "ConfigMap", name)) {
+        const states = yield* kube.listStates(namespace).pipe(Effect.mapError(apiRetry(`cannot list states in ${namespace}`)))
+        const usedByLive =
+          cm.metadata?.deletionTimestamp === undefined &&
+          [...cache.informed.externalSecrets.list(namespace), ...cache.informed.consumers.list(namespace)].some((o) => o.metadata.deletionTimestamp === undefined)
+        if (holdsTokens(states) || usedByLive) return
+      }
+      yield* kube
+        .removeFinalizer("ConfigMap", cm as unknown as Obj, CA_FINALIZER)
+        .pipe(Effect.mapError(apiRetry(`cannot remove finalizer ${CA_FINALIZER} from ConfigMap ${namespace}/${name}`)))
+      yield* Effect.logInfo("released the caProvider ConfigMap").pipe(Effect.annotateLogs({ namespace, configMap: name }))
+    })
+
+  /**
    * Drops our finalizer from the namespace's generators once no state record there holds a token
    * and no live consumer uses the generator.
    */
@@ -493,11 +559,7 @@ export const make = (deps: Deps) => {
       const held = cache.informed.generators.list(namespace).filter((g) => (g.metadata.finalizers ?? []).includes(GENERATOR_FINALIZER))
       if (held.length === 0) return
       const states = yield* kube.listStates(namespace).pipe(Effect.mapError(apiRetry(`cannot list states in ${namespace}`)))
-      const tokensLeft = states.some((s) => {
-        const r = (s.spec as { record?: StateRecord } | undefined)?.record
-        return r !== undefined && (r.current !== undefined || r.pending !== undefined || (r.retiring ?? []).length > 0 || r.intent !== undefined)
-      })
-      if (tokensLeft) return
+      if (holdsTokens(states)) return
       for (const g of held) {
         const usedByLive = [...cache.informed.externalSecrets.list(namespace), ...cache.informed.consumers.list(namespace)].some(
           (o) =>
@@ -517,6 +579,12 @@ export const make = (deps: Deps) => {
       .filter((s) => (s.metadata.finalizers ?? []).includes(AUTH_FINALIZER))
       .map((s) => s.metadata.name)
 
+  const caConfigMapNames = (namespace: string) =>
+    cache.informed.caConfigMaps
+      .list(namespace)
+      .filter((m) => (m.metadata.finalizers ?? []).includes(CA_FINALIZER))
+      .map((m) => m.metadata.name)
+
   /** The consumer is being deleted: revoke, then let it go. */
   const finalize = (c: Consumer) =>
     Effect.gen(function* () {
@@ -526,6 +594,7 @@ export const make = (deps: Deps) => {
       yield* kube.removeFinalizer(c.api, c.obj, CONSUMER_FINALIZER).pipe(Effect.mapError(apiRetry(`cannot remove finalizer from ${c.kind} ${c.key}`)))
       yield* Effect.logInfo("consumer deleted; every token revoked").pipe(Effect.annotateLogs({ key: c.key }))
       for (const name of authNames(c.namespace)) yield* releaseAuthSecret(c.namespace, name).pipe(Effect.ignore)
+      for (const name of caConfigMapNames(c.namespace)) yield* releaseCaConfigMap(c.namespace, name).pipe(Effect.ignore)
       yield* releaseGenerators(c.namespace).pipe(Effect.ignore)
       changeSeen.delete(c.key)
       lastWarning.delete(c.key)
@@ -663,6 +732,13 @@ export const make = (deps: Deps) => {
       Effect.catch((e) => Effect.succeed<Outcome>({ _tag: "Retry", message: e.message })),
     )
 
+  /** A caProvider ConfigMap is being deleted (or its generators changed): let it go once no token needs it. */
+  const runCa = (namespace: string, name: string): Effect.Effect<Outcome> =>
+    releaseCaConfigMap(namespace, name).pipe(
+      Effect.as<Outcome>({ _tag: "Done", requeueAfterMs: undefined }),
+      Effect.catch((e) => Effect.succeed<Outcome>({ _tag: "Retry", message: e.message })),
+    )
+
   /** A generator is being deleted: let it go once no token needs it. */
   const runGenerators = (namespace: string): Effect.Effect<Outcome> =>
     releaseGenerators(namespace).pipe(
@@ -670,7 +746,7 @@ export const make = (deps: Deps) => {
       Effect.catch((e) => Effect.succeed<Outcome>({ _tag: "Retry", message: e.message })),
     )
 
-  return { run, runAuth, runGenerators, fromStateKey }
+  return { run, runAuth, runCa, runGenerators, fromStateKey }
 }
 
 type Listed = ReadonlyArray<{ readonly id: number; readonly revoked: boolean; readonly expired: boolean }>

@@ -102,7 +102,14 @@ describe("chart", () => {
     )
     const ns = await kube.newNamespace("rbac")
     await apply(kube, ns, authSecretYaml(sim.pat))
-    await apply(kube, ns, seedManifests({ url: sim.url, caPem: sim.caPem }).replace('name: "eso-managed"', 'name: "rbac-token"'))
+    // The CA through a caProvider ConfigMap, so the ConfigMap verbs (read, watch, finalizer patch) are exercised too.
+    await apply(kube, ns, `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gitlab-ca\ndata:\n  ca.crt: ${JSON.stringify(sim.caPem)}\n`)
+    await apply(
+      kube,
+      ns,
+      seedManifests({ url: sim.url, caPem: sim.caPem, caProvider: { type: "ConfigMap", name: "gitlab-ca", key: "ca.crt" } }).replace('name: "eso-managed"', 'name: "rbac-token"'),
+    )
+    const caFinalizers = async () => ((await getJson(kube, ["configmap", "gitlab-ca"], ns))?.metadata as { finalizers?: string[] } | undefined)?.finalizers ?? []
     const c = startController(
       { ...kube, kubeconfig },
       ["--leader-elect", "--leader-election-namespace", "gldt-system", "--namespace", ns, "--metrics-bind-address", "0", "--health-probe-bind-address", "0"],
@@ -114,9 +121,11 @@ describe("chart", () => {
         return decode((s.data as Record<string, string>).token)
       }, 90_000)
       assert.isTrue(live(await sim.tokens()).some((t) => t.token === secret))
+      assert.include(await caFinalizers(), "gldt.dev/ca-in-use")
       assert.notInclude(c.logs(), "forbidden")
       await kube.kubectl(["delete", "externalsecret", "gitlab-deploy-token", "--wait=true", "--timeout=30s"], { namespace: ns })
       assert.lengthOf(live(await sim.tokens()).filter((t) => t.name === "rbac-token"), 0)
+      await eventually(async () => assert.notInclude(await caFinalizers(), "gldt.dev/ca-in-use"), 30_000)
       assert.notInclude(c.logs(), "forbidden", "an API call was refused by the chart's RBAC")
     } finally {
       await c.stop()
