@@ -116,7 +116,7 @@ export const run = (flags: Flags) =>
         // A generator that changed or went may have been the last to name a Terminating CA ConfigMap.
         for (const m of cache.informed.caConfigMaps.list(g.metadata.namespace)) {
           const k = caKey(m)
-          if (k !== undefined) queue.add(k)
+          if (k !== undefined) queue.add(k, { first: true })
         }
       }
       if (verb !== "delete" && g.metadata.deletionTimestamp !== undefined && (g.metadata.finalizers ?? []).includes(GENERATOR_FINALIZER)) {
@@ -165,7 +165,7 @@ export const run = (flags: Flags) =>
     })
     cache.informed.caConfigMaps.on((verb, m) => {
       const k = verb === "delete" ? undefined : caKey(m)
-      if (k !== undefined) queue.add(k)
+      if (k !== undefined) queue.add(k, { first: true })
     })
 
     // Probes and metrics.
