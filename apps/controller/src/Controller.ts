@@ -240,7 +240,9 @@ export const run = (flags: Flags) =>
             break
           }
           case "Retry": {
-            const delay = queue.addRateLimited(key)
+            // Core's own back-off (a revocation's) sets the time when it gives one; else the key's.
+            const delay = outcome.retryAfterMs ?? queue.addRateLimited(key)
+            if (outcome.retryAfterMs !== undefined) queue.addAfter(key, outcome.retryAfterMs)
             yield* Effect.logWarning("reconcile failed; retrying").pipe(Effect.annotateLogs({ key, error: outcome.message, retryInMs: delay }))
             break
           }

@@ -49,7 +49,7 @@ export type Outcome =
   /** Bad input: retried slowly (a fix usually arrives as a watch event first). */
   | { readonly _tag: "BadInput"; readonly message: string }
   /** A transient failure: retried with the key's back-off. */
-  | { readonly _tag: "Retry"; readonly message: string }
+  | { readonly _tag: "Retry"; readonly message: string; readonly retryAfterMs?: number | undefined }
 
 export interface ReconcilerOptions {
   readonly allowHttp: boolean
@@ -82,8 +82,11 @@ class BadInputError {
 class RetryError {
   readonly _tag = "RetryError"
   readonly message: string
-  constructor(message: string) {
+  /** When core will try again (its per-token revocation back-off): the key comes back then, not later. */
+  readonly retryAt: number | undefined
+  constructor(message: string, retryAt?: number) {
     this.message = message
+    this.retryAt = retryAt
   }
 }
 
@@ -477,7 +480,9 @@ export const make = (deps: Deps) => {
       )
       recordOutcome(report)
       if (report.revokeErrors.length > 0) {
-        return yield* Effect.fail(new RetryError(`revocation failed: ${report.revokeErrors.map((r) => `token ${r.tokenId}: ${r.error}`).join("; ")}`))
+        return yield* Effect.fail(
+          new RetryError(`revocation failed: ${report.revokeErrors.map((r) => `token ${r.tokenId}: ${r.error}`).join("; ")}`, report.nextAt),
+        )
       }
       const after = yield* loadRecord(namespace, key).pipe(Effect.mapError((e) => new RetryError(e.message)))
       // Suspects do not hold the consumer: core releases them after its bounded wait (report.nextAt).
@@ -721,7 +726,11 @@ export const make = (deps: Deps) => {
       return { _tag: "Done", requeueAfterMs } as Outcome
     }).pipe(
       Effect.catch((e: BadInputError | RetryError) =>
-        Effect.succeed<Outcome>(e._tag === "BadInputError" ? { _tag: "BadInput", message: e.message } : { _tag: "Retry", message: e.message }),
+        Effect.succeed<Outcome>(
+          e._tag === "BadInputError"
+            ? { _tag: "BadInput", message: e.message }
+            : { _tag: "Retry", message: e.message, retryAfterMs: e.retryAt === undefined ? undefined : Math.max(1_000, e.retryAt - Date.now()) },
+        ),
       ),
     )
 
