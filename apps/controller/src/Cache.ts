@@ -2,8 +2,10 @@
  * One shared informer cache per resource kind (list + watch), read by every worker. With
  * `--namespace` there is one informer per namespace and kind, merged behind the same interface.
  * A watch that fails is restarted with back-off; `synced` turns true once every first list is in.
+ * Objects are trimmed before they are cached (see `trim`): the caches hold every watched object for
+ * the process's life, so what no reader needs is memory for nothing.
  */
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, makeInformer } from "@kubernetes/client-node"
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, ListWatch, Watch } from "@kubernetes/client-node"
 import { Context, Effect, Layer, type Scope } from "effect"
 import { backoffDelay } from "./WorkQueue.ts"
 
@@ -44,17 +46,23 @@ export interface ResourceSpec {
   readonly plural: string
   readonly namespaced: boolean
   readonly labelSelector?: string | undefined
+  /**
+   * What of the object the cache keeps: `all` but the bookkeeping below, or only `metadata` (kinds
+   * read for their names, labels, annotations and finalizers; their data is read from the API).
+   */
+  readonly keep: "all" | "metadata"
 }
 
 export const RESOURCES = {
-  externalSecrets: { name: "externalsecrets", group: "external-secrets.io", version: "v1", plural: "externalsecrets", namespaced: true },
-  consumers: { name: "gitlabdeploytokenconsumers", group: "gldt.dev", version: "v1alpha1", plural: "gitlabdeploytokenconsumers", namespaced: true },
+  externalSecrets: { name: "externalsecrets", group: "external-secrets.io", version: "v1", plural: "externalsecrets", namespaced: true, keep: "all" },
+  consumers: { name: "gitlabdeploytokenconsumers", group: "gldt.dev", version: "v1alpha1", plural: "gitlabdeploytokenconsumers", namespaced: true, keep: "all" },
   generators: {
     name: "gitlabdeploytokens",
     group: "generators.external-secrets.io",
     version: "v1alpha1",
     plural: "gitlabdeploytokens",
     namespaced: true,
+    keep: "all",
   },
   clusterGenerators: {
     name: "clustergenerators",
@@ -62,8 +70,9 @@ export const RESOURCES = {
     version: "v1alpha1",
     plural: "clustergenerators",
     namespaced: false,
+    keep: "all",
   },
-  states: { name: "gitlabdeploytokenstates", group: "gldt.dev", version: "v1alpha1", plural: "gitlabdeploytokenstates", namespaced: true },
+  states: { name: "gitlabdeploytokenstates", group: "gldt.dev", version: "v1alpha1", plural: "gitlabdeploytokenstates", namespaced: true, keep: "all" },
   managedSecrets: {
     name: "secrets (managed)",
     group: undefined,
@@ -71,6 +80,7 @@ export const RESOURCES = {
     plural: "secrets",
     namespaced: true,
     labelSelector: "reconcile.external-secrets.io/managed=true",
+    keep: "metadata",
   },
   authSecrets: { name: "secrets (auth)", group: undefined, version: "v1", plural: "secrets", namespaced: true, labelSelector: "gldt.dev/auth-secret=true" },
   caConfigMaps: {
@@ -94,6 +104,44 @@ export class Cache extends Context.Service<Cache, CacheShape>()("@gldt/controlle
 
 const pathOf = (r: ResourceSpec, namespace: string | undefined) =>
   `${r.group === undefined ? "/api" : `/apis/${r.group}`}/${r.version}${namespace === undefined ? "" : `/namespaces/${namespace}`}/${r.plural}`
+
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+/**
+ * The cached form of an object: without `metadata.managedFields` (server-side apply's field
+ * bookkeeping, often bigger than the object; nothing here reads it, and every write is a JSON or
+ * merge patch that leaves it alone), without kubectl's `last-applied-configuration` copy of the
+ * object except on consumers (their annotations are part of the force-sync hash, so they stay as
+ * the API has them), and for `keep: "metadata"` kinds without data (Secrets: no token or access
+ * token stays in memory longer than a reconcile that reads it from the API).
+ */
+export const trim = (r: ResourceSpec, obj: Obj): Obj => {
+  const { managedFields: _m, ...metadata } = obj.metadata as Obj["metadata"] & { managedFields?: unknown }
+  const consumer = r === RESOURCES.externalSecrets || r === RESOURCES.consumers
+  if (!consumer && metadata.annotations?.[LAST_APPLIED] !== undefined) {
+    const { [LAST_APPLIED]: _l, ...annotations } = metadata.annotations
+    metadata.annotations = annotations
+  }
+  if (r.keep === "metadata") return { apiVersion: obj.apiVersion, kind: obj.kind, metadata } as Obj
+  return { ...obj, metadata }
+}
+
+/** client-node's informer (ListWatch) over a watch and a list that hand it trimmed objects. */
+const makeTrimmingInformer = (kc: KubeConfig, r: ResourceSpec, namespace: string | undefined) => {
+  const list = listFn(kc, r, namespace)
+  const watch = new Watch(kc)
+  const trimmingWatch = {
+    watch: (path: string, query: Record<string, string | number | boolean | undefined>, cb: (phase: string, obj: Obj, raw: unknown) => void, done: (err: unknown) => void) =>
+      watch.watch(path, query, (phase, obj, raw) => cb(phase, phase === "ADDED" || phase === "MODIFIED" || phase === "DELETED" ? trim(r, obj as Obj) : (obj as Obj), raw), done),
+  } as unknown as Watch
+  return new ListWatch<Obj>(
+    pathOf(r, namespace),
+    trimmingWatch,
+    () => list().then((l) => ({ ...l, items: l.items.map((o) => trim(r, o)) })) as ReturnType<typeof list>,
+    false,
+    r.labelSelector,
+  )
+}
 
 const listFn = (kc: KubeConfig, r: ResourceSpec, namespace: string | undefined) => {
   if (r.group === undefined) {
@@ -119,8 +167,8 @@ const listFn = (kc: KubeConfig, r: ResourceSpec, namespace: string | undefined) 
 }
 
 /**
- * Starts the informers of `which` (scoped: stopped when the scope closes). Objects are held as the
- * API returns them; readers must not mutate them.
+ * Starts the informers of `which` (scoped: stopped when the scope closes). Objects are held as
+ * `trim` leaves them; readers must not mutate them.
  */
 export const make = (
   kc: KubeConfig,
@@ -139,7 +187,7 @@ export const make = (
       }
       const scopes: ReadonlyArray<string | undefined> = r.namespaced && namespaces.length > 0 ? namespaces : [undefined]
       const parts = scopes.map((ns) => {
-        const informer = makeInformer<Obj>(kc, pathOf(r, ns), listFn(kc, r, ns), r.labelSelector)
+        const informer = makeTrimmingInformer(kc, r, ns)
         const id = `${r.name}${ns === undefined ? "" : ` in ${ns}`}`
         pending.add(id)
         let failures = 0
