@@ -16,3 +16,8 @@ if [ ! -f "$root/node_modules/.modules.yaml" ] || [ "$root/pnpm-lock.yaml" -nt "
   echo "bootstrap: pnpm install" >&2
   (cd "$root" && pnpm install --frozen-lockfile --reporter=append-only >&2)
 fi
+# The controller's bundle (./gldt-controller runs it, and rebuilds it whenever a source is newer).
+if [ ! -f "$root/apps/controller/dist/gldt-controller.mjs" ]; then
+  echo "bootstrap: bundling gldt-controller" >&2
+  node "$root/apps/controller/scripts/bundle.ts" --quiet >&2
+fi
