@@ -72,13 +72,14 @@ const sumOf = (text: string, name: string) =>
     .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
     .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(" ") + 1)), 0)
 
-/** utime+stime of a process in clock ticks, and its peak RSS (VmHWM) in KiB. */
+/** utime+stime of a process in clock ticks, its RSS (VmRSS) and its peak RSS (VmHWM) in KiB. */
 const procStats = (pid: number) => {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   const ticks = Number(fields[11]) + Number(fields[12])
-  const hwm = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
-  return { ticks, peakKiB: Number(hwm?.[1] ?? 0) }
+  const status = readFileSync(`/proc/${pid}/status`, "utf8")
+  const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0)
+  return { ticks, rssKiB: kib("VmRSS"), peakKiB: kib("VmHWM") }
 }
 
 /** The apiserver's request counts by verb and resource, from its own metrics. */
@@ -128,6 +129,57 @@ const readyCount = async (kube: Kube, ns: string) => {
   return r.stdout.split("\n").filter((l) => l === "True").length
 }
 
+const controllerEnv = () => ({
+  PATH: process.env.PATH ?? "",
+  HOME: tmpdir(),
+  ...(process.env.GLDT_BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.GLDT_BENCH_NODE_OPTIONS } : {}),
+  // 1 benches the TypeScript sources instead of the bundle; other V8 flags than the wrapper's (see ./gldt-controller).
+  ...(process.env.GLDT_CONTROLLER_FROM_SOURCE ? { GLDT_CONTROLLER_FROM_SOURCE: process.env.GLDT_CONTROLLER_FROM_SOURCE } : {}),
+  ...(process.env.GLDT_CONTROLLER_V8_FLAGS !== undefined ? { GLDT_CONTROLLER_V8_FLAGS: process.env.GLDT_CONTROLLER_V8_FLAGS } : {}),
+})
+
+const startController = (root: string, kube: Kube, extra: ReadonlyArray<string> = []) =>
+  spawn(
+    join(root, "gldt-controller"),
+    [
+      "--kubeconfig",
+      kube.kubeconfig,
+      "--metrics-bind-address",
+      "127.0.0.1:0",
+      "--health-probe-bind-address",
+      "0",
+      "--concurrency",
+      process.env.GLDT_BENCH_CONCURRENCY ?? "128",
+      "--gitlab-qps",
+      "500",
+      "--log-level",
+      "info",
+      ...extra,
+    ],
+    { stdio: "pipe", env: controllerEnv() },
+  )
+
+/** RSS of a controller that has started, synced its (empty) caches and has nothing to do: what loading the program costs. */
+const idleStartRss = async (root: string, kube: Kube, namespace: string) => {
+  const c = startController(root, kube, ["--namespace", namespace])
+  let log = ""
+  c.stderr.on("data", (d: Buffer) => {
+    log += d.toString()
+  })
+  try {
+    const until = performance.now() + 60_000
+    while (!log.includes("caches synced")) {
+      if (c.exitCode !== null || performance.now() > until) throw new Error(`controller did not sync its caches: ${log.slice(-2000)}`)
+      await sleep(200)
+    }
+    await sleep(3_000)
+    return procStats(c.pid!)
+  } finally {
+    c.kill("SIGTERM")
+    await new Promise((r) => (c.exitCode !== null ? r(undefined) : c.once("exit", r)))
+  }
+}
+
 export const controllerBench = async (root: string, report: Report, n: number) => {
   const kube = await startKube({ log: () => undefined })
   const sim = await startSim(root)
@@ -136,17 +188,15 @@ export const controllerBench = async (root: string, report: Report, n: number) =
     await kube.kubectl(["apply", "--server-side", "-f", join(root, "apps/controller/crds")])
     await kube.kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"])
     const ns = await kube.newNamespace("bench")
+    const atStart = await idleStartRss(root, kube, ns)
+    report("controller: RSS after start, caches synced, nothing to do", `${(atStart.rssKiB / 1024).toFixed(0)} MiB (peak ${(atStart.peakKiB / 1024).toFixed(0)} MiB)`)
     await kube.kubectl(["create", "secret", "generic", "gitlab-api-token", `--from-literal=token=${sim.pat}`], { namespace: ns })
     // Create the objects before the controller starts, in chunks (kubectl reads the whole file).
     for (let start = 0; start < n; start += 250) {
       const docs = Array.from({ length: Math.min(250, n - start) }, (_, j) => manifests(sim.url, sim.caPem, start + j, "1h")).join("")
       await kube.kubectl(["create", "-f", "-"], { namespace: ns, input: docs, timeoutMs: 300_000 })
     }
-    controller = spawn(
-      join(root, "gldt-controller"),
-      ["--kubeconfig", kube.kubeconfig, "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "0", "--concurrency", process.env.GLDT_BENCH_CONCURRENCY ?? "128", "--gitlab-qps", "500", "--log-level", "info"],
-      { stdio: "pipe", env: { PATH: process.env.PATH ?? "", HOME: tmpdir(), ...(process.env.GLDT_BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.GLDT_BENCH_NODE_OPTIONS } : {}) } },
-    )
+    controller = startController(root, kube)
     let log = ""
     controller.stderr.on("data", (c: Buffer) => {
       // Keep the start (the metrics port) and the tail (errors), not every mint's line.
