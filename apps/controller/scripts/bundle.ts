@@ -85,6 +85,10 @@ export const bundle = async (out: string = defaultOut, quiet = false) => {
   })
   if (result.errors.length > 0) throw new Error("esbuild failed")
   asciiOnly(join(tmp, basename(out)))
+  // A package.json looked up at run time would be looked up beside the bundle: fail now, not then.
+  if (/new URL\("[^"]*package\.json", import\.meta\.url\)/.test(readFileSync(join(tmp, basename(out)), "utf8"))) {
+    throw new Error("the bundle still reads a package.json at run time; extend inlinePackageVersion in scripts/bundle.ts")
+  }
   // Dated when the sources were read, so that one saved during the build still counts as newer.
   utimesSync(join(tmp, basename(out)), started, started)
   // The bundle last, so that once it is in place its map and notices are too.
