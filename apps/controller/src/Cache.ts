@@ -47,8 +47,8 @@ export interface ResourceSpec {
   readonly namespaced: boolean
   readonly labelSelector?: string | undefined
   /**
-   * What of the object the cache keeps: `all` but the bookkeeping below, or only `metadata` (kinds
-   * read for their names, labels, annotations and finalizers; their data is read from the API).
+   * What of the object the cache keeps: `all` but the bookkeeping `trim` drops, or only `metadata`
+   * (kinds read for their names, labels, annotations, owners and finalizers).
    */
   readonly keep: "all" | "metadata"
 }
@@ -82,7 +82,7 @@ export const RESOURCES = {
     labelSelector: "reconcile.external-secrets.io/managed=true",
     keep: "metadata",
   },
-  authSecrets: { name: "secrets (auth)", group: undefined, version: "v1", plural: "secrets", namespaced: true, labelSelector: "gldt.dev/auth-secret=true" },
+  authSecrets: { name: "secrets (auth)", group: undefined, version: "v1", plural: "secrets", namespaced: true, labelSelector: "gldt.dev/auth-secret=true", keep: "all" },
   caConfigMaps: {
     name: "configmaps (caProvider)",
     group: undefined,
@@ -90,6 +90,7 @@ export const RESOURCES = {
     plural: "configmaps",
     namespaced: true,
     labelSelector: "gldt.dev/ca-configmap=true",
+    keep: "all",
   },
 } as const satisfies Record<string, ResourceSpec>
 
@@ -112,8 +113,9 @@ const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
  * bookkeeping, often bigger than the object; nothing here reads it, and every write is a JSON or
  * merge patch that leaves it alone), without kubectl's `last-applied-configuration` copy of the
  * object except on consumers (their annotations are part of the force-sync hash, so they stay as
- * the API has them), and for `keep: "metadata"` kinds without data (Secrets: no token or access
- * token stays in memory longer than a reconcile that reads it from the API).
+ * the API has them), and for `keep: "metadata"` kinds without data (target Secrets: no deploy
+ * token is held for the process's life; auth Secrets keep theirs, the reconciler reads the access
+ * token from the cache).
  */
 export const trim = (r: ResourceSpec, obj: Obj): Obj => {
   const { managedFields: _m, ...metadata } = obj.metadata as Obj["metadata"] & { managedFields?: unknown }

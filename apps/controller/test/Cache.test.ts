@@ -57,18 +57,22 @@ describe("trim", () => {
     expect(t).toEqual({ ...es, metadata: rest })
   })
 
-  it("keeps only the metadata of a Secret: no token, no access token, nothing under data or stringData", () => {
-    for (const r of [Cache.RESOURCES.managedSecrets, Cache.RESOURCES.authSecrets]) {
-      const t = Cache.trim(r, managedSecret())
-      expect(Object.keys(t).sort()).toEqual(["apiVersion", "kind", "metadata"])
-      expect(JSON.stringify(t)).not.toContain("c2VjcmV0LXRva2Vu")
-      expect(JSON.stringify(t)).not.toContain("secret-token")
-      // What the reconciler and the sink read from cached Secrets stays.
-      expect(t.metadata.annotations).toEqual({ "gldt.dev/token-id": "7" })
-      expect(t.metadata.labels).toEqual({ "reconcile.external-secrets.io/managed": "true" })
-      expect(t.metadata.ownerReferences?.[0]?.uid).toBe("u1")
-      expect(t.metadata.finalizers).toEqual(["x"])
-    }
+  it("keeps only the metadata of a target Secret: no deploy token, nothing under data or stringData", () => {
+    const t = Cache.trim(Cache.RESOURCES.managedSecrets, managedSecret())
+    expect(Object.keys(t).sort()).toEqual(["apiVersion", "kind", "metadata"])
+    expect(JSON.stringify(t)).not.toContain("c2VjcmV0LXRva2Vu")
+    expect(JSON.stringify(t)).not.toContain("secret-token")
+    // What the reconciler and the sink read from cached Secrets stays.
+    expect(t.metadata.annotations).toEqual({ "gldt.dev/token-id": "7" })
+    expect(t.metadata.labels).toEqual({ "reconcile.external-secrets.io/managed": "true" })
+    expect(t.metadata.ownerReferences?.[0]?.uid).toBe("u1")
+    expect(t.metadata.finalizers).toEqual(["x"])
+  })
+
+  it("keeps an auth Secret's data (the reconciler reads the access token from the cache) but not its managedFields", () => {
+    const t = Cache.trim(Cache.RESOURCES.authSecrets, managedSecret())
+    expect(t.data).toEqual({ username: "dXNlcg==", token: "c2VjcmV0LXRva2Vu" })
+    expect(t.metadata).not.toHaveProperty("managedFields")
   })
 
   it("drops kubectl's last-applied copy from generators and state objects and keeps their other annotations and spec", () => {
