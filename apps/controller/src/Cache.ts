@@ -128,44 +128,65 @@ export const trim = (r: ResourceSpec, obj: Obj): Obj => {
   return { ...obj, metadata }
 }
 
+/** Objects per list request: the first list of a big cluster arrives in pages, as client-go's reflector does. */
+export const LIST_PAGE_SIZE = 250
+
+type ListPage = { items: Array<Obj>; metadata?: { resourceVersion?: string; continue?: string; _continue?: string } }
+
 /** client-node's informer (ListWatch) over a watch and a list that hand it trimmed objects. */
-const makeTrimmingInformer = (kc: KubeConfig, r: ResourceSpec, namespace: string | undefined) => {
-  const list = listFn(kc, r, namespace)
+const makeTrimmingInformer = (kc: KubeConfig, r: ResourceSpec, namespace: string | undefined, pageSize: number) => {
+  const page = listFn(kc, r, namespace, pageSize)
   const watch = new Watch(kc)
   const trimmingWatch = {
     watch: (path: string, query: Record<string, string | number | boolean | undefined>, cb: (phase: string, obj: Obj, raw: unknown) => void, done: (err: unknown) => void) =>
       watch.watch(path, query, (phase, obj, raw) => cb(phase, phase === "ADDED" || phase === "MODIFIED" || phase === "DELETED" ? trim(r, obj as Obj) : (obj as Obj), raw), done),
   } as unknown as Watch
-  return new ListWatch<Obj>(
-    pathOf(r, namespace),
-    trimmingWatch,
-    () => list().then((l) => ({ ...l, items: l.items.map((o) => trim(r, o)) })) as ReturnType<typeof list>,
-    false,
-    r.labelSelector,
-  )
+  /**
+   * The whole list, one page at a time (a consistent snapshot: every page is read at the first's
+   * resourceVersion), each page trimmed before the next is fetched, so that the untrimmed objects of
+   * a big list are never all in memory at once.
+   */
+  const list = async (): Promise<ListPage> => {
+    const items: Array<Obj> = []
+    let resourceVersion: string | undefined
+    let next: string | undefined
+    do {
+      const res = await page(next)
+      for (const o of res.items) items.push(trim(r, o))
+      resourceVersion = res.metadata?.resourceVersion
+      next = res.metadata?._continue ?? res.metadata?.continue
+    } while (next !== undefined && next !== "")
+    return { items, metadata: { ...(resourceVersion === undefined ? {} : { resourceVersion }) } }
+  }
+  return new ListWatch<Obj>(pathOf(r, namespace), trimmingWatch, list as never, false, r.labelSelector)
 }
 
-const listFn = (kc: KubeConfig, r: ResourceSpec, namespace: string | undefined) => {
+const listFn = (kc: KubeConfig, r: ResourceSpec, namespace: string | undefined, limit: number) => {
   if (r.group === undefined) {
     const core = kc.makeApiClient(CoreV1Api)
     const selector = r.labelSelector === undefined ? {} : { labelSelector: r.labelSelector }
-    if (r.plural === "configmaps") {
-      return () =>
-        (namespace === undefined
-          ? core.listConfigMapForAllNamespaces(selector)
-          : core.listNamespacedConfigMap({ namespace, ...selector })) as unknown as Promise<{ items: Array<Obj>; metadata?: { resourceVersion?: string } }>
+    return (next: string | undefined) => {
+      const paging = { limit, ...(next === undefined ? {} : { _continue: next }) }
+      if (r.plural === "configmaps") {
+        return (
+          namespace === undefined
+            ? core.listConfigMapForAllNamespaces({ ...selector, ...paging })
+            : core.listNamespacedConfigMap({ namespace, ...selector, ...paging })
+        ) as unknown as Promise<ListPage>
+      }
+      return (
+        namespace === undefined ? core.listSecretForAllNamespaces({ ...selector, ...paging }) : core.listNamespacedSecret({ namespace, ...selector, ...paging })
+      ) as unknown as Promise<ListPage>
     }
-    return () =>
-      (namespace === undefined
-        ? core.listSecretForAllNamespaces(selector)
-        : core.listNamespacedSecret({ namespace, ...selector })) as unknown as Promise<{ items: Array<Obj>; metadata?: { resourceVersion?: string } }>
   }
   const custom = kc.makeApiClient(CustomObjectsApi)
   const base = { group: r.group, version: r.version, plural: r.plural }
-  return () =>
-    (namespace === undefined
-      ? custom.listClusterCustomObject(base)
-      : custom.listNamespacedCustomObject({ ...base, namespace })) as Promise<{ items: Array<Obj>; metadata?: { resourceVersion?: string } }>
+  return (next: string | undefined) => {
+    const paging = { limit, ...(next === undefined ? {} : { _continue: next }) }
+    return (
+      namespace === undefined ? custom.listClusterCustomObject({ ...base, ...paging }) : custom.listNamespacedCustomObject({ ...base, namespace, ...paging })
+    ) as Promise<ListPage>
+  }
 }
 
 /**
@@ -176,6 +197,7 @@ export const make = (
   kc: KubeConfig,
   namespaces: ReadonlyArray<string>,
   which: ReadonlyArray<ResourceName>,
+  pageSize: number = LIST_PAGE_SIZE,
 ): Effect.Effect<CacheShape, never, Scope.Scope> =>
   Effect.gen(function* () {
     const pending = new Set<string>()
@@ -189,7 +211,7 @@ export const make = (
       }
       const scopes: ReadonlyArray<string | undefined> = r.namespaced && namespaces.length > 0 ? namespaces : [undefined]
       const parts = scopes.map((ns) => {
-        const informer = makeTrimmingInformer(kc, r, ns)
+        const informer = makeTrimmingInformer(kc, r, ns, pageSize)
         const id = `${r.name}${ns === undefined ? "" : ` in ${ns}`}`
         pending.add(id)
         let failures = 0

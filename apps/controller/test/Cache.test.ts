@@ -2,6 +2,7 @@
  * What the informer caches keep: `trim` on its own, then the caches on a real kube-apiserver, where
  * objects arrive both from the first list and from the watch.
  */
+import { subscribe, unsubscribe } from "node:diagnostics_channel"
 import { KubeConfig } from "@kubernetes/client-node"
 import type { Kube } from "@gldt/testenv"
 import { Effect, Exit, Scope } from "effect"
@@ -103,7 +104,7 @@ describe("the informer caches on a real kube-apiserver", () => {
     await kube?.stop()
   })
 
-  it("hold Secrets without data and objects without managedFields, whether they came from the first list or the watch", async () => {
+  it("hold target Secrets without data and objects without managedFields, whether they came from the first list (in pages) or the watch", async () => {
     const ns = await kube.newNamespace("cache")
     const secret = (name: string) => `apiVersion: v1
 kind: Secret
@@ -123,13 +124,29 @@ spec:
   auth: { token: { secretRef: { name: a, key: token } } }
 `
     // Listed: created before the informers start (kubectl apply writes managedFields and last-applied).
-    await apply(kube, ns, `${secret("listed")}---\n${generator("listed")}`)
+    await apply(kube, ns, `${secret("listed")}---\n${secret("listed-2")}---\n${generator("listed")}`)
     const kc = new KubeConfig()
     kc.loadFromFile(kube.kubeconfig)
     const scope = Effect.runSync(Scope.make())
     try {
-      const cache = await Effect.runPromise(Cache.make(kc, [ns], ["managedSecrets", "generators"]).pipe(Scope.provide(scope)))
-      await Effect.runPromise(Cache.start(cache))
+      const cache = await Effect.runPromise(Cache.make(kc, [ns], ["managedSecrets", "generators"], 1).pipe(Scope.provide(scope)))
+      // Each list request undici starts for this namespace's Secrets (client-node's transport).
+      const secretLists: Array<string> = []
+      const onRequest = (message: unknown) => {
+        const path = (message as { request?: { path?: unknown } }).request?.path
+        if (typeof path === "string" && path.startsWith(`/api/v1/namespaces/${ns}/secrets?`) && !path.includes("watch=true")) secretLists.push(path)
+      }
+      subscribe("undici:request:create", onRequest)
+      try {
+        await Effect.runPromise(Cache.start(cache))
+      } finally {
+        unsubscribe("undici:request:create", onRequest)
+      }
+      // One object per page: two requests, the second with the first's continue token.
+      expect(secretLists).toHaveLength(2)
+      expect(secretLists[0]).toContain("limit=1")
+      expect(secretLists[1]).toContain("continue=")
+      expect(cache.informed.managedSecrets.list(ns).map((o) => o.metadata.name).sort()).toEqual(["listed", "listed-2"])
       // Watched: created (and then changed) after the first list.
       await apply(kube, ns, `${secret("watched")}---\n${generator("watched")}`)
       await kube.kubectl(["label", "secret", "watched", "changed=yes"], { namespace: ns })
