@@ -20,7 +20,10 @@ export const vaultFlags = {
   vaultAddr: optional("vault-addr", "Vault address for vault: State or sinks (default $VAULT_ADDR), e.g. https://vault.example.com:8200"),
   vaultNamespace: optional("vault-namespace", "Vault namespace (Enterprise/HCP; default $VAULT_NAMESPACE)"),
   vaultCacert: optional("vault-cacert", "PEM CA bundle to trust for Vault (default $VAULT_CACERT)"),
-  vaultTlsServerName: optional("vault-tls-server-name", "Name Vault's certificate must carry when it differs from the address (default $VAULT_TLS_SERVER_NAME)"),
+  vaultTlsServerName: optional(
+    "vault-tls-server-name",
+    "Name Vault's certificate must carry when it differs from the address (default $VAULT_TLS_SERVER_NAME)",
+  ),
   vaultAllowHttp: Flag.Boolean("vault-allow-http").pipe(
     Flag.withDescription("Allow plain http:// to a Vault that is not on loopback (the Vault token would cross the network in clear)"),
     Flag.withDefault(false),
@@ -39,7 +42,13 @@ export const vaultFlags = {
   vaultAuthMount: optional("vault-auth-mount", "Mount path of the AppRole or Kubernetes auth method (default approle / kubernetes)"),
 }
 
-export type VaultFlags = { readonly [K in keyof typeof vaultFlags]: K extends "vaultAllowHttp" ? boolean : K extends "vaultAuth" ? Option.Option<"token" | "approle" | "kubernetes"> : Option.Option<string> }
+export type VaultFlags = {
+  readonly [K in keyof typeof vaultFlags]: K extends "vaultAllowHttp"
+    ? boolean
+    : K extends "vaultAuth"
+      ? Option.Option<"token" | "approle" | "kubernetes">
+      : Option.Option<string>
+}
 
 const env = (name: string): string | undefined => {
   const v = process.env[name]?.trim()
@@ -64,7 +73,9 @@ export const vaultOptions = (f: VaultFlags) =>
   Effect.gen(function* () {
     const addr = Option.getOrUndefined(f.vaultAddr) ?? env("VAULT_ADDR")
     if (addr === undefined) {
-      return yield* new BadInput({ problems: ["--vault-addr: a vault: location needs the Vault address; set VAULT_ADDR or pass --vault-addr https://vault.example.com:8200"] })
+      return yield* new BadInput({
+        problems: ["--vault-addr: a vault: location needs the Vault address; set VAULT_ADDR or pass --vault-addr https://vault.example.com:8200"],
+      })
     }
     const url = checkAddr(addr, f.vaultAllowHttp)
     if (!(url instanceof URL)) return yield* new BadInput({ problems: [`--vault-addr: ${url.message}`] })
@@ -84,11 +95,14 @@ export const vaultOptions = (f: VaultFlags) =>
     const mount = Option.getOrUndefined(f.vaultAuthMount)
     let auth: VaultAuth
     if (method === "approle") {
-      if (roleId === undefined) return yield* new BadInput({ problems: ["--vault-role-id: AppRole auth needs the role id; pass --vault-role-id or set VAULT_ROLE_ID"] })
+      if (roleId === undefined)
+        return yield* new BadInput({ problems: ["--vault-role-id: AppRole auth needs the role id; pass --vault-role-id or set VAULT_ROLE_ID"] })
       const file = Option.getOrUndefined(f.vaultSecretIdFile)
       const secretId = file !== undefined ? yield* readSecretFile("vault-secret-id-file", file, "AppRole secret id") : env("VAULT_SECRET_ID")
       if (secretId === undefined) {
-        return yield* new BadInput({ problems: ["--vault-secret-id-file: AppRole auth needs a secret id; pass --vault-secret-id-file PATH or set VAULT_SECRET_ID"] })
+        return yield* new BadInput({
+          problems: ["--vault-secret-id-file: AppRole auth needs a secret id; pass --vault-secret-id-file PATH or set VAULT_SECRET_ID"],
+        })
       }
       auth = { method: "approle", roleId, secretId: Redacted.make(secretId), mount }
     } else if (method === "kubernetes") {
@@ -99,7 +113,9 @@ export const vaultOptions = (f: VaultFlags) =>
       const token = file !== undefined ? yield* readSecretFile("vault-token-file", file, "Vault token") : env("VAULT_TOKEN")
       if (token === undefined) {
         return yield* new BadInput({
-          problems: ["--vault-token-file: no Vault token; set VAULT_TOKEN, pass --vault-token-file PATH, or log in with --vault-role-id (AppRole) or --vault-k8s-role (Kubernetes)"],
+          problems: [
+            "--vault-token-file: no Vault token; set VAULT_TOKEN, pass --vault-token-file PATH, or log in with --vault-role-id (AppRole) or --vault-k8s-role (Kubernetes)",
+          ],
         })
       }
       auth = { method: "token", token: Redacted.make(token) }

@@ -52,7 +52,11 @@ export const describeFailure = (error: unknown): { readonly code: number; readon
   // One line per problem: a problem's text from a lower layer (a JSON parse or schema error) may hold line breaks.
   const lines =
     e?._tag === "BadInput" && Array.isArray(e.problems)
-      ? e.problems.map((p) => String(p).replace(/\s*\r?\n\s*/g, " ").trim())
+      ? e.problems.map((p) =>
+          String(p)
+            .replace(/\s*\r?\n\s*/g, " ")
+            .trim(),
+        )
       : String(e?.message ?? e).split("\n")
   if (e?._tag === undefined || !BAD_INPUT_TAGS.has(e._tag)) return { code: 1, lines }
   // effect/cli has already printed its own errors.

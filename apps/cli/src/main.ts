@@ -11,10 +11,7 @@ import { run } from "./cli.ts"
 import { exitCodeOf, presenter } from "./errors.ts"
 
 // Logs go to stderr so stdout stays the command's answer; --log-level raises the detail.
-const logging = Layer.mergeAll(
-  Logger.layer([Logger.formatLogFmt.pipe(Logger.withConsoleError)]),
-  Layer.succeed(References.MinimumLogLevel, "Warn"),
-)
+const logging = Layer.mergeAll(Logger.layer([Logger.formatLogFmt.pipe(Logger.withConsoleError)]), Layer.succeed(References.MinimumLogLevel, "Warn"))
 
 // What @effect/platform-node's NodeServices.layer holds, taken from platform-node-shared: the
 // platform-node package would install its non-optional `redis` peer into every user's tree.

@@ -11,10 +11,7 @@ export const file = Flag.String("file").pipe(
   Flag.withAlias("f"),
   Flag.withDescription("YAML file with a GitlabDeployToken (or ClusterGenerator) and optionally its ExternalSecret"),
 )
-export const key = Flag.String("key").pipe(
-  Flag.withDescription("State key of the consumer (default: the generator's metadata.name)"),
-  Flag.optional,
-)
+export const key = Flag.String("key").pipe(Flag.withDescription("State key of the consumer (default: the generator's metadata.name)"), Flag.optional)
 export const stateFlag = Flag.String("state").pipe(
   Flag.withDescription("Where State lives: file:DIR, or vault:MOUNT/PREFIX (one KV v2 secret per key; see the --vault-* flags)"),
   Flag.withDefault("file:./.gldt/state"),

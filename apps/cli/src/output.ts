@@ -26,9 +26,7 @@ export const describeReport = (command: string, report: Report, now: number): st
   }
   for (const e of report.revokeErrors) lines.push(`could not revoke token ${e.tokenId}: ${e.error} (still tracked; will retry)`)
   if (report.openIntent) {
-    lines.push(
-      "an earlier create's outcome is still unknown (GitLab may still apply it); nothing new is minted until it settles — `gldt recover` waits for it",
-    )
+    lines.push("an earlier create's outcome is still unknown (GitLab may still apply it); nothing new is minted until it settles — `gldt recover` waits for it")
   } else if (report.actions.length === 0 && report.revokeErrors.length === 0) {
     lines.push(`${command}: nothing to do${report.currentTokenId !== undefined ? ` (current token ${report.currentTokenId})` : ""}`)
   }

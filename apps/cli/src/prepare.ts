@@ -51,9 +51,7 @@ export const prepare = (c: Common, options: { readonly writableSink?: boolean } 
     const accessToken = yield* readAccessToken({
       tokenEnv: c.tokenEnv,
       tokenFile: Option.getOrUndefined(c.tokenFile),
-      fromCluster: reachableKubeconfig()
-        ? readTokenFromSecret(manifests.generator.spec.auth.secretRef, manifests.generator.namespace)
-        : undefined,
+      fromCluster: reachableKubeconfig() ? readTokenFromSecret(manifests.generator.spec.auth.secretRef, manifests.generator.namespace) : undefined,
     })
     const connection: Connection = {
       url: manifests.generator.spec.url,

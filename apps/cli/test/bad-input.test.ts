@@ -5,18 +5,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import {
-  type GldtResult,
-  gldt,
-  killStragglers,
-  manifestYaml,
-  removeTempDirs,
-  type Sim,
-  show,
-  startSim,
-  tempDir,
-  writeManifest,
-} from "./support.ts"
+import { type GldtResult, gldt, killStragglers, manifestYaml, removeTempDirs, type Sim, show, startSim, tempDir, writeManifest } from "./support.ts"
 
 let sim: Sim
 let dir: string
@@ -38,7 +27,10 @@ const badRun = async (args: (d: string) => string[], env: Record<string, string 
   const d = tempDir("case")
   const r = await gldt(args(d), { cwd: d, env })
   const requests = await sim.requests()
-  expect(requests.filter((q) => q.method === "POST"), `no POST was made: ${show(r)}`).toEqual([])
+  expect(
+    requests.filter((q) => q.method === "POST"),
+    `no POST was made: ${show(r)}`,
+  ).toEqual([])
   expect(requests, `GitLab was not contacted at all: ${show(r)}`).toEqual([])
   expect((await sim.tokens(true)).filter((t) => t.createdBy === "api")).toEqual([])
   return { r, d }
@@ -105,7 +97,10 @@ describe("bad input exits 2, one line per problem, no request", () => {
   // Issue 7 §4: each of these minted in a loop, crashed, or listed the whole instance before.
   it("renewBeforeExpiry at or above the token lifetime", async () => {
     const { r } = await badRun((d) => {
-      writeFileSync(join(d, "m.yaml"), manifestYaml({ url: sim.url, expiresAfter: "24h" }).replace("  expiresAfter:", '  renewBeforeExpiry: "48h"\n  expiresAfter:'))
+      writeFileSync(
+        join(d, "m.yaml"),
+        manifestYaml({ url: sim.url, expiresAfter: "24h" }).replace("  expiresAfter:", '  renewBeforeExpiry: "48h"\n  expiresAfter:'),
+      )
       return ["rotate", ...common(d, join(d, "m.yaml"))]
     })
     expectProblems(r, 1, /spec\.renewBeforeExpiry: 48h0m0s is not well below the token lifetime \(expiresAfter 24h0m0s\); use at most half of it/)

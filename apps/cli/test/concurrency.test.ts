@@ -3,18 +3,7 @@
  * the one that waited for the lock sees a token minted after its own request and does nothing.
  */
 import { afterAll, expect, it } from "vitest"
-import {
-  gldt,
-  killStragglers,
-  liveGldtTokens,
-  readEnvSink,
-  removeTempDirs,
-  show,
-  spawnGldt,
-  startSim,
-  tempDir,
-  writeManifest,
-} from "./support.ts"
+import { gldt, killStragglers, liveGldtTokens, readEnvSink, removeTempDirs, show, spawnGldt, startSim, tempDir, writeManifest } from "./support.ts"
 
 const TRIALS = 5
 
@@ -50,7 +39,10 @@ it(`two concurrent rotates mint exactly one token (${TRIALS} trials)`, async () 
       // One of them rotated, the other found the fresh token and did nothing.
       const reports = [ra, rb].map((r) => JSON.parse(r.stdout) as { actions: Array<{ action: string }> })
       expect(reports.map((r) => r.actions.some((x) => x.action === "rotated")).sort()).toEqual([false, true])
-      expect(reports.find((r) => r.actions.length === 0), `trial ${trial}: one run is a no-op`).toBeDefined()
+      expect(
+        reports.find((r) => r.actions.length === 0),
+        `trial ${trial}: one run is a no-op`,
+      ).toBeDefined()
       const liveTokens = liveGldtTokens(await sim.tokens())
       expect(liveTokens).toHaveLength(1)
       expect(readEnvSink(sinkPath).token).toBe(liveTokens[0]!.token)

@@ -33,7 +33,11 @@ it("look-alike tokens made by someone else survive rotate, recover and revoke", 
       }
       const deletes = (await sim.requests()).filter((r) => r.method === "DELETE")
       // By path or by numeric id (gldt resolves the path before its first mint).
-      for (const f of foreign) expect(deletes.filter((d) => d.path.endsWith(`/deploy_tokens/${f.id}`)), when).toEqual([])
+      for (const f of foreign)
+        expect(
+          deletes.filter((d) => d.path.endsWith(`/deploy_tokens/${f.id}`)),
+          when,
+        ).toEqual([])
     }
 
     const gen = await run("generate", ...flags)

@@ -66,7 +66,12 @@ it("a project renamed mid-life stays revocable by id; a new project at the old p
     expect(ours).toHaveLength(2)
     await sim.control("POST", "projects/42/move", { path: "group/renamed" })
     await sim.control("POST", "projects", { path: "group/project", members: { root: "maintainer" } })
-    const squatter = await sim.foreignToken({ target: { project: "group/project" }, name: "eso-managed", username: "eso", scopes: ["read_repository", "read_registry"] })
+    const squatter = await sim.foreignToken({
+      target: { project: "group/project" },
+      name: "eso-managed",
+      username: "eso",
+      scopes: ["read_repository", "read_registry"],
+    })
     const rev = await run("revoke", ...flags)
     expect(rev.code, show(rev)).toBe(0)
     const reported = [...rev.stdout.matchAll(/^revoked token (\d+)/gm)].map((m) => Number(m[1]))
@@ -143,7 +148,17 @@ it("gldt suspects lists suspects; suspects revoke and forget resolve one by id; 
     const file = join(dir, "state", "sus.json")
     const doc = JSON.parse(readFileSync(file, "utf8"))
     const cur = doc.record.current
-    doc.record.intent = { generation: doc.record.generation + 1, location: cur.location, name: cur.name, username: "eso", scopes, expiresAt: null, specHash: cur.specHash, watermark: cur.id, createdAt: 0 }
+    doc.record.intent = {
+      generation: doc.record.generation + 1,
+      location: cur.location,
+      name: cur.name,
+      username: "eso",
+      scopes,
+      expiresAt: null,
+      specHash: cur.specHash,
+      watermark: cur.id,
+      createdAt: 0,
+    }
     doc.record.generation += 1
     writeFileSync(file, JSON.stringify(doc))
     const rec = await run("recover", ...flags)
@@ -166,14 +181,20 @@ it("gldt suspects lists suspects; suspects revoke and forget resolve one by id; 
     expect(unknown.stderr).toMatch(/token 999999 is not a suspect of sus \(its suspects: \d+, \d+\)/)
     const forgot = await gldt(["suspects", "forget", String(b.id), "--key", "sus", "--state", state], { cwd: dir, env: {} })
     expect(forgot.code, show(forgot)).toBe(0)
-    expect((await sim.tokens()).map((t) => t.id), "forget leaves GitLab alone").toContain(b.id)
+    expect(
+      (await sim.tokens()).map((t) => t.id),
+      "forget leaves GitLab alone",
+    ).toContain(b.id)
     // After the wait (here 0), a revoke releases what is left, with the ids, and the record goes.
     const release = await run("revoke", ...flags, "--suspect-wait", "0")
     expect(release.code, show(release)).toBe(0)
     expect(release.stdout).toMatch(new RegExp(`^released token ${c.id} `, "m"))
     expect(release.stderr).toMatch(new RegExp(`releasing suspects.*tokenIds=${c.id}`))
     expect(readState(`${dir}/state`, "sus")).toBeUndefined()
-    expect((await sim.tokens()).map((t) => t.id), "a released suspect is never revoked").toContain(c.id)
+    expect(
+      (await sim.tokens()).map((t) => t.id),
+      "a released suspect is never revoked",
+    ).toContain(c.id)
     const empty = await gldt(["suspects", "--state", state, "-o", "json"], { cwd: dir, env: {} })
     expect(JSON.parse(empty.stdout)).toEqual({ command: "suspects", suspects: [] })
   } finally {

@@ -54,7 +54,10 @@ describe.each([
         times.push(r.ms)
         expect(r.code, `rotation ${i}: ${show(r)}`).toBe(0)
         const liveTokens = liveGldtTokens(await sim.tokens())
-        expect(liveTokens.map((t) => t.id), `rotation ${i}`).toHaveLength(1)
+        expect(
+          liveTokens.map((t) => t.id),
+          `rotation ${i}`,
+        ).toHaveLength(1)
         const only = liveTokens[0]!
         const sink = readEnvSink(sinkPath)
         expect(sink.tokenId, `rotation ${i}`).toBe(only.id)

@@ -33,7 +33,23 @@ it("run --refresh 100ms --grace 0 --max-rotations 5 rotates five times and exits
     const manifest = writeManifest(dir, { url: sim.url, name: "run-max" })
     const sinkPath = `${dir}/sink.env`
     const r = await gldt(
-      ["run", "-f", manifest, "--state", `file:${dir}/state`, "--sink", `file:${sinkPath}`, "--ca-file", sim.ca!, "--refresh", "100ms", "--grace", "0", "--max-rotations", "5"],
+      [
+        "run",
+        "-f",
+        manifest,
+        "--state",
+        `file:${dir}/state`,
+        "--sink",
+        `file:${sinkPath}`,
+        "--ca-file",
+        sim.ca!,
+        "--refresh",
+        "100ms",
+        "--grace",
+        "0",
+        "--max-rotations",
+        "5",
+      ],
       { cwd: dir, env: { GITLAB_TOKEN: sim.pat }, timeoutMs: 60_000 },
     )
     expect(r.code, show(r)).toBe(0)
@@ -86,7 +102,10 @@ it("run stopped with SIGTERM exits 0 cleanly and leaks nothing", async () => {
       expect(state?.pending, "no undelivered token").toBeUndefined()
       const tracked = trackedIds(state)
       const liveTokens = liveGldtTokens(await sim.tokens())
-      expect(liveTokens.filter((t) => !tracked.has(t.id)).map((t) => t.id), "untracked live tokens").toEqual([])
+      expect(
+        liveTokens.filter((t) => !tracked.has(t.id)).map((t) => t.id),
+        "untracked live tokens",
+      ).toEqual([])
       expect(liveTokens.map((t) => t.id)).toEqual([state?.current?.id])
       expect(readEnvSink(sinkPath).token).toBe(liveTokens[0]!.token)
     }

@@ -6,18 +6,7 @@
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, expect, it } from "vitest"
-import {
-  filesUnder,
-  type GldtResult,
-  gldt,
-  killStragglers,
-  readEnvSink,
-  removeTempDirs,
-  show,
-  startSim,
-  tempDir,
-  writeManifest,
-} from "./support.ts"
+import { filesUnder, type GldtResult, gldt, killStragglers, readEnvSink, removeTempDirs, show, startSim, tempDir, writeManifest } from "./support.ts"
 
 afterAll(() => {
   killStragglers()
@@ -88,7 +77,29 @@ it("the access token is never printed or stored; deploy-token values only reach 
     await step("rotate no ca", ["rotate", "-f", manifest, "--state", `file:${stateDir}`, "--sink", `file:${sinkPath}`, "--log-level", "debug"], {
       code: 1,
     })
-    await step("run", ["run", "-f", bare, "--state", `file:${stateDir}`, "--sink", `file:${join(sinkDir, "run.json")}?format=json`, "--ca-file", sim.ca!, "--refresh", "100ms", "--grace", "0", "--max-rotations", "2", "--log-level", "debug"], { code: 0 })
+    await step(
+      "run",
+      [
+        "run",
+        "-f",
+        bare,
+        "--state",
+        `file:${stateDir}`,
+        "--sink",
+        `file:${join(sinkDir, "run.json")}?format=json`,
+        "--ca-file",
+        sim.ca!,
+        "--refresh",
+        "100ms",
+        "--grace",
+        "0",
+        "--max-rotations",
+        "2",
+        "--log-level",
+        "debug",
+      ],
+      { code: 0 },
+    )
     // Default locations (./.gldt/state and ./.gldt/<key>.env under the working directory).
     await step("generate default paths", ["generate", "-f", manifest, "--key", "defaults", "--ca-file", sim.ca!], { code: 0 })
     // stdout as the sink: stdout then carries the credential, and still never the access token.
@@ -100,9 +111,13 @@ it("the access token is never printed or stored; deploy-token values only reach 
     const finalSink = readEnvSink(sinkPath)
     const allFilesBeforeRevoke = filesUnder(work)
     await step("revoke", ["revoke", ...flags, "--log-level", "debug"], { code: 0 })
-    await step("revoke run key", ["revoke", "-f", bare, "--state", `file:${stateDir}`, "--sink", `file:${join(sinkDir, "run.json")}?format=json`, "--ca-file", sim.ca!], {
-      code: 0,
-    })
+    await step(
+      "revoke run key",
+      ["revoke", "-f", bare, "--state", `file:${stateDir}`, "--sink", `file:${join(sinkDir, "run.json")}?format=json`, "--ca-file", sim.ca!],
+      {
+        code: 0,
+      },
+    )
 
     const minted = (await sim.tokens(true)).filter((t) => t.createdBy === "api")
     const deployValues = minted.map((t) => t.token)

@@ -163,10 +163,7 @@ export const startSim = (opts: { tls: boolean; dir: string; seed?: number }): Pr
     child.stdout.on("data", onData)
   })
 
-const simClient = (
-  child: ChildProcessWithoutNullStreams,
-  info: { url: string; apiUrl: string; pat: string; ca: string | null; caPem: string | null },
-): Sim => {
+const simClient = (child: ChildProcessWithoutNullStreams, info: { url: string; apiUrl: string; pat: string; ca: string | null; caPem: string | null }): Sim => {
   const control = <T>(method: string, path: string, body?: unknown): Promise<T> =>
     new Promise((resolve, reject) => {
       const target = new URL(`/_sim/${path.replace(/^\//, "")}`, info.url)

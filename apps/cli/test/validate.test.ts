@@ -75,7 +75,12 @@ it("validate prints ok for the seed's GitlabDeployToken and ExternalSecret, cont
       expect(JSON.parse(r.stdout)).toEqual({
         command: "validate",
         ok: true,
-        generator: { kind: "GitlabDeployToken", name: "gitlab-deploy-token", target: { kind: "project", id: "42" }, scopes: ["read_repository", "read_registry"] },
+        generator: {
+          kind: "GitlabDeployToken",
+          name: "gitlab-deploy-token",
+          target: { kind: "project", id: "42" },
+          scopes: ["read_repository", "read_registry"],
+        },
       })
     }
   }
@@ -83,14 +88,20 @@ it("validate prints ok for the seed's GitlabDeployToken and ExternalSecret, cont
 
 it("validate of the seed manifest with a later expiry and the simulator's URL: ok, and the simulator sees no request", async () => {
   const future = new Date(Date.now() + 365 * 86_400_000).toISOString().replace(/\.\d{3}Z$/, "Z")
-  const text = readFileSync(SEED, "utf8").replace(/expiresAt: "[^"]+"/, `expiresAt: "${future}"`).replace('url: ""', `url: "${sim.url}"`)
+  const text = readFileSync(SEED, "utf8")
+    .replace(/expiresAt: "[^"]+"/, `expiresAt: "${future}"`)
+    .replace('url: ""', `url: "${sim.url}"`)
   const manifest = join(dir, "seed-at-sim.yaml")
   writeFileSync(manifest, text)
   await sim.clearRequests()
   // Even with an access token at hand, validate does not use it.
   const r = await gldt(["validate", "-f", manifest], { cwd: dir, env: { GITLAB_TOKEN: sim.pat } })
   expect(r.code, show(r)).toBe(0)
-  expect(r.stdout).toMatch(new RegExp(`: ok — GitlabDeployToken/gitlab-deploy-token: project 42 at ${sim.url.replace(/[.]/g, "\\.")}, scopes read_repository,read_registry; ExternalSecret/gitlab-deploy-token refreshes every 1h0m0s\\n$`))
+  expect(r.stdout).toMatch(
+    new RegExp(
+      `: ok — GitlabDeployToken/gitlab-deploy-token: project 42 at ${sim.url.replace(/[.]/g, "\\.")}, scopes read_repository,read_registry; ExternalSecret/gitlab-deploy-token refreshes every 1h0m0s\\n$`,
+    ),
+  )
   const offlineRun = await offline(["validate", "-f", manifest])
   expect(offlineRun.r.code, show(offlineRun.r)).toBe(0)
   expect(offlineRun.attempts).toEqual([])

@@ -85,9 +85,11 @@ const sinkMetadata = async (path: string) =>
   ((await api("GET", `secret/metadata/${path}`)) as { data: { current_version: number; custom_metadata: Record<string, string> } }).data
 
 const sinkVersion = async (path: string, version?: number) =>
-  ((await vault.request("GET", `secret/data/${path}${version === undefined ? "" : `?version=${version}`}`)).body as {
-    data?: { data: { username: string; token: string } | null }
-  })?.data?.data
+  (
+    (await vault.request("GET", `secret/data/${path}${version === undefined ? "" : `?version=${version}`}`)).body as {
+      data?: { data: { username: string; token: string } | null }
+    }
+  )?.data?.data
 
 describe("gldt with Vault State and a Vault sink", () => {
   it(`${ROTATIONS} rotations, then revoke: zero live tokens, the version history shows each delivery, no secret in logs, State or metadata`, async () => {
@@ -114,7 +116,10 @@ describe("gldt with Vault State and a Vault sink", () => {
       const r = await run(["rotate", ...flags, ...(i % 5 === 0 ? ["--log-level", "debug", "-o", "json"] : [])])
       times.push(r.ms)
       const live = liveGldtTokens(await sim.tokens())
-      expect(live.map((t) => t.id), `rotation ${i}`).toHaveLength(1)
+      expect(
+        live.map((t) => t.id),
+        `rotation ${i}`,
+      ).toHaveLength(1)
       const only = live[0]!
       expect((await vaultRecord(prefix, "vault-e2e"))?.current?.id, `rotation ${i}`).toBe(only.id)
       expect(await sinkVersion(path), `rotation ${i}: the latest version holds the live token`).toEqual({ username: only.username, token: only.token })
@@ -247,24 +252,75 @@ describe("gldt with Vault State and a Vault sink", () => {
 })
 
 describe("bad Vault input and Vault failures: a clear error and nothing minted", () => {
-  const cases: Array<{ name: string; args: (m: string) => string[]; env?: Record<string, string | undefined>; code: number; stderr: RegExp; before?: () => Promise<void> }> = [
-    { name: "a state location without a folder", args: (m) => ["-f", m, "--state", "vault:secret"], code: 2, stderr: /--state: "vault:secret" needs a KV v2 mount and a folder under it/ },
-    { name: "an unknown sink option", args: (m) => ["-f", m, "--sink", "vault:secret/ci/x?remove=shred"], code: 2, stderr: /--sink: remove "shred" is not one of delete, destroy, purge/ },
-    { name: "a bad number of versions", args: (m) => ["-f", m, "--sink", "vault:secret/ci/x?versions=0"], code: 2, stderr: /--sink: versions "0" is not a positive number of versions to keep/ },
-    { name: "no Vault address", args: (m) => ["-f", m, "--state", "vault:secret/gldt/bad"], env: { VAULT_ADDR: undefined }, code: 2, stderr: /set VAULT_ADDR or pass --vault-addr/ },
-    { name: "no Vault token", args: (m) => ["-f", m, "--state", "vault:secret/gldt/bad"], env: { VAULT_TOKEN: undefined }, code: 2, stderr: /no Vault token; set VAULT_TOKEN/ },
+  const cases: Array<{
+    name: string
+    args: (m: string) => string[]
+    env?: Record<string, string | undefined>
+    code: number
+    stderr: RegExp
+    before?: () => Promise<void>
+  }> = [
+    {
+      name: "a state location without a folder",
+      args: (m) => ["-f", m, "--state", "vault:secret"],
+      code: 2,
+      stderr: /--state: "vault:secret" needs a KV v2 mount and a folder under it/,
+    },
+    {
+      name: "an unknown sink option",
+      args: (m) => ["-f", m, "--sink", "vault:secret/ci/x?remove=shred"],
+      code: 2,
+      stderr: /--sink: remove "shred" is not one of delete, destroy, purge/,
+    },
+    {
+      name: "a bad number of versions",
+      args: (m) => ["-f", m, "--sink", "vault:secret/ci/x?versions=0"],
+      code: 2,
+      stderr: /--sink: versions "0" is not a positive number of versions to keep/,
+    },
+    {
+      name: "no Vault address",
+      args: (m) => ["-f", m, "--state", "vault:secret/gldt/bad"],
+      env: { VAULT_ADDR: undefined },
+      code: 2,
+      stderr: /set VAULT_ADDR or pass --vault-addr/,
+    },
+    {
+      name: "no Vault token",
+      args: (m) => ["-f", m, "--state", "vault:secret/gldt/bad"],
+      env: { VAULT_TOKEN: undefined },
+      code: 2,
+      stderr: /no Vault token; set VAULT_TOKEN/,
+    },
     {
       name: "plain http to a remote Vault",
       args: (m) => ["-f", m, "--state", "vault:secret/gldt/bad", "--vault-addr", "http://vault.example.com:8200"],
       code: 2,
       stderr: /refusing to send a Vault token over plain http/,
     },
-    { name: "an unreachable Vault", args: (m) => ["-f", m, "--state", "vault:secret/gldt/bad", "--vault-addr", "http://127.0.0.1:9"], code: 2, stderr: /cannot reach Vault at http:\/\/127\.0\.0\.1:9: ECONNREFUSED/ },
-    { name: "an unknown Vault token", args: (m) => ["-f", m, "--state", "vault:secret/gldt/bad"], env: { VAULT_TOKEN: "hvs.not-a-token" }, code: 2, stderr: /the Vault token is invalid, expired or revoked/ },
-    { name: "a KV v1 mount", args: (m) => ["-f", m, "--state", "vault:kv1/gldt", "--vault-token-file", `${dir}/root-token`], code: 2, stderr: /kv1\/ is a KV version 1 mount; gldt needs KV version 2/, before: async () => {
-      await api("POST", "sys/mounts/kv1", { type: "kv", options: { version: "1" } })
-      writeFileSync(`${dir}/root-token`, vault.token)
-    } },
+    {
+      name: "an unreachable Vault",
+      args: (m) => ["-f", m, "--state", "vault:secret/gldt/bad", "--vault-addr", "http://127.0.0.1:9"],
+      code: 2,
+      stderr: /cannot reach Vault at http:\/\/127\.0\.0\.1:9: ECONNREFUSED/,
+    },
+    {
+      name: "an unknown Vault token",
+      args: (m) => ["-f", m, "--state", "vault:secret/gldt/bad"],
+      env: { VAULT_TOKEN: "hvs.not-a-token" },
+      code: 2,
+      stderr: /the Vault token is invalid, expired or revoked/,
+    },
+    {
+      name: "a KV v1 mount",
+      args: (m) => ["-f", m, "--state", "vault:kv1/gldt", "--vault-token-file", `${dir}/root-token`],
+      code: 2,
+      stderr: /kv1\/ is a KV version 1 mount; gldt needs KV version 2/,
+      before: async () => {
+        await api("POST", "sys/mounts/kv1", { type: "kv", options: { version: "1" } })
+        writeFileSync(`${dir}/root-token`, vault.token)
+      },
+    },
     {
       name: "a sink path the policy does not allow",
       args: (m) => ["-f", m, "--state", `file:${dir}/bad-state`, "--sink", "vault:secret/elsewhere/token"],

@@ -30,7 +30,9 @@ export const render = (helm: string, args: ReadonlyArray<string>): string => {
 
 const main = async () => {
   const check = process.argv.includes("--check")
-  const { info: { path: helm } } = await ensureTool("helm")
+  const {
+    info: { path: helm },
+  } = await ensureTool("helm")
   let stale = 0
   for (const r of RENDERINGS) {
     const target = join(APP_DIR, "deploy", r.file)

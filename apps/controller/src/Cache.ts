@@ -55,7 +55,14 @@ export interface ResourceSpec {
 
 export const RESOURCES = {
   externalSecrets: { name: "externalsecrets", group: "external-secrets.io", version: "v1", plural: "externalsecrets", namespaced: true, keep: "all" },
-  consumers: { name: "gitlabdeploytokenconsumers", group: "gldt.dev", version: "v1alpha1", plural: "gitlabdeploytokenconsumers", namespaced: true, keep: "all" },
+  consumers: {
+    name: "gitlabdeploytokenconsumers",
+    group: "gldt.dev",
+    version: "v1alpha1",
+    plural: "gitlabdeploytokenconsumers",
+    namespaced: true,
+    keep: "all",
+  },
   generators: {
     name: "gitlabdeploytokens",
     group: "generators.external-secrets.io",
@@ -82,7 +89,15 @@ export const RESOURCES = {
     labelSelector: "reconcile.external-secrets.io/managed=true",
     keep: "metadata",
   },
-  authSecrets: { name: "secrets (auth)", group: undefined, version: "v1", plural: "secrets", namespaced: true, labelSelector: "gldt.dev/auth-secret=true", keep: "all" },
+  authSecrets: {
+    name: "secrets (auth)",
+    group: undefined,
+    version: "v1",
+    plural: "secrets",
+    namespaced: true,
+    labelSelector: "gldt.dev/auth-secret=true",
+    keep: "all",
+  },
   caConfigMaps: {
     name: "configmaps (caProvider)",
     group: undefined,
@@ -138,8 +153,18 @@ const makeTrimmingInformer = (kc: KubeConfig, r: ResourceSpec, namespace: string
   const page = listFn(kc, r, namespace, pageSize)
   const watch = new Watch(kc)
   const trimmingWatch = {
-    watch: (path: string, query: Record<string, string | number | boolean | undefined>, cb: (phase: string, obj: Obj, raw: unknown) => void, done: (err: unknown) => void) =>
-      watch.watch(path, query, (phase, obj, raw) => cb(phase, phase === "ADDED" || phase === "MODIFIED" || phase === "DELETED" ? trim(r, obj as Obj) : (obj as Obj), raw), done),
+    watch: (
+      path: string,
+      query: Record<string, string | number | boolean | undefined>,
+      cb: (phase: string, obj: Obj, raw: unknown) => void,
+      done: (err: unknown) => void,
+    ) =>
+      watch.watch(
+        path,
+        query,
+        (phase, obj, raw) => cb(phase, phase === "ADDED" || phase === "MODIFIED" || phase === "DELETED" ? trim(r, obj as Obj) : (obj as Obj), raw),
+        done,
+      ),
   } as unknown as Watch
   /**
    * The whole list, one page at a time (a consistent snapshot: every page is read at the first's
@@ -168,15 +193,13 @@ const listFn = (kc: KubeConfig, r: ResourceSpec, namespace: string | undefined, 
     return (next: string | undefined) => {
       const paging = { limit, ...(next === undefined ? {} : { _continue: next }) }
       if (r.plural === "configmaps") {
-        return (
-          namespace === undefined
-            ? core.listConfigMapForAllNamespaces({ ...selector, ...paging })
-            : core.listNamespacedConfigMap({ namespace, ...selector, ...paging })
-        ) as unknown as Promise<ListPage>
+        return (namespace === undefined
+          ? core.listConfigMapForAllNamespaces({ ...selector, ...paging })
+          : core.listNamespacedConfigMap({ namespace, ...selector, ...paging })) as unknown as Promise<ListPage>
       }
-      return (
-        namespace === undefined ? core.listSecretForAllNamespaces({ ...selector, ...paging }) : core.listNamespacedSecret({ namespace, ...selector, ...paging })
-      ) as unknown as Promise<ListPage>
+      return (namespace === undefined
+        ? core.listSecretForAllNamespaces({ ...selector, ...paging })
+        : core.listNamespacedSecret({ namespace, ...selector, ...paging })) as unknown as Promise<ListPage>
     }
   }
   const custom = kc.makeApiClient(CustomObjectsApi)
@@ -226,10 +249,14 @@ export const make = (
             `${JSON.stringify({ level: "WARN", message: "watch failed; restarting", resource: id, error: message, retryInMs: delay, timestamp: new Date().toISOString() })}\n`,
           )
           setTimeout(() => {
-            if (!stopped) informer.start().then(() => {
-              failures = 0
-              pending.delete(id)
-            }, () => undefined)
+            if (!stopped)
+              informer.start().then(
+                () => {
+                  failures = 0
+                  pending.delete(id)
+                },
+                () => undefined,
+              )
           }, delay).unref()
         })
         stoppers.push(async () => {
@@ -270,11 +297,6 @@ export const make = (
 
 /** Starts every informer made by `make` (after handlers are registered); waits for the first lists. */
 export const start = (cache: CacheShape): Effect.Effect<void> =>
-  Effect.promise(() =>
-    Promise.allSettled(
-      Object.values(cache.informed).map((i) => i.start()),
-    ),
-  ).pipe(Effect.asVoid)
+  Effect.promise(() => Promise.allSettled(Object.values(cache.informed).map((i) => i.start()))).pipe(Effect.asVoid)
 
-export const layer = (kc: KubeConfig, namespaces: ReadonlyArray<string>, which: ReadonlyArray<ResourceName>) =>
-  Layer.effect(Cache, make(kc, namespaces, which))
+export const layer = (kc: KubeConfig, namespaces: ReadonlyArray<string>, which: ReadonlyArray<ResourceName>) => Layer.effect(Cache, make(kc, namespaces, which))

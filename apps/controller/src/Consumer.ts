@@ -64,8 +64,7 @@ type O = Record<string, unknown>
 const isObj = (u: unknown): u is O => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** The queue key of a consumer. */
-export const queueKey = (kind: ConsumerKind, namespace: string, name: string) =>
-  `${kind === "ExternalSecret" ? "es" : "gdtc"}/${namespace}/${name}`
+export const queueKey = (kind: ConsumerKind, namespace: string, name: string) => `${kind === "ExternalSecret" ? "es" : "gdtc"}/${namespace}/${name}`
 
 export const stateKey = (kind: ConsumerKind, namespace: string, name: string) =>
   kind === "ExternalSecret" ? `${namespace}/${name}` : `${namespace}/${kind}/${name}`
@@ -132,7 +131,8 @@ const readRefresh = (spec: O, problems: Array<string>) => {
   let refreshIntervalMs = DEFAULT_REFRESH_INTERVAL_MS
   if (spec.refreshInterval !== undefined && spec.refreshInterval !== null) {
     const ms = typeof spec.refreshInterval === "string" ? parseGoDuration(spec.refreshInterval) : undefined
-    if (ms === undefined) problems.push(`spec.refreshInterval: "${String(spec.refreshInterval)}" is not a duration; write it like 1h or 30m (0 = never refresh)`)
+    if (ms === undefined)
+      problems.push(`spec.refreshInterval: "${String(spec.refreshInterval)}" is not a duration; write it like 1h or 30m (0 = never refresh)`)
     else refreshIntervalMs = ms
   }
   const policy = spec.refreshPolicy ?? "Periodic"
@@ -193,7 +193,8 @@ export const fromConsumer = (c: Obj): Consumer => {
     problems.push("spec.generatorRef: is required: name the GitlabDeployToken (kind GitlabDeployToken or ClusterGenerator, name)")
   } else {
     const kind = ref.kind ?? "GitlabDeployToken"
-    if (kind !== "GitlabDeployToken" && kind !== "ClusterGenerator") problems.push(`spec.generatorRef.kind: "${String(kind)}" must be GitlabDeployToken or ClusterGenerator`)
+    if (kind !== "GitlabDeployToken" && kind !== "ClusterGenerator")
+      problems.push(`spec.generatorRef.kind: "${String(kind)}" must be GitlabDeployToken or ClusterGenerator`)
     else generatorRef = { kind, name: ref.name, path: "spec.generatorRef" }
   }
   return {

@@ -24,9 +24,7 @@ import { WorkQueue } from "./WorkQueue.ts"
 
 /** Whether ESO's controller is installed: its SecretStore CRDs exist (gldt never installs them). */
 const detectEso = (kube: KubeApi.KubeApiShape) =>
-  Effect.tryPromise(() =>
-    kube.kubeConfig.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: "secretstores.external-secrets.io" }),
-  ).pipe(
+  Effect.tryPromise(() => kube.kubeConfig.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: "secretstores.external-secrets.io" })).pipe(
     Effect.as(true),
     Effect.catch((e) => Effect.succeed((e as { code?: unknown })?.code === 404 ? false : undefined)),
   )
@@ -94,7 +92,10 @@ export const run = (flags: Flags) =>
       const refs =
         kind === "ExternalSecret"
           ? gldtRefs(o)
-          : [(o.spec as { generatorRef?: { kind?: string; name?: string } } | undefined)?.generatorRef].map((r) => ({ kind: r?.kind ?? "GitlabDeployToken", name: r?.name ?? "" }))
+          : [(o.spec as { generatorRef?: { kind?: string; name?: string } } | undefined)?.generatorRef].map((r) => ({
+              kind: r?.kind ?? "GitlabDeployToken",
+              name: r?.name ?? "",
+            }))
       users.set(k, verb === "delete" ? [] : refs.map((r) => generatorKey(r.kind, ns, r.name)))
       if (kind === "ExternalSecret" && refs.length === 0) return
       if (!consumerChanged(verb, o)) return
@@ -108,7 +109,9 @@ export const run = (flags: Flags) =>
     }
     /** A held caProvider ConfigMap being deleted: ask whether it may go. */
     const caKey = (m: Cache.Obj) =>
-      m.metadata.deletionTimestamp !== undefined && (m.metadata.finalizers ?? []).includes(CA_FINALIZER) ? `ca/${m.metadata.namespace}/${m.metadata.name}` : undefined
+      m.metadata.deletionTimestamp !== undefined && (m.metadata.finalizers ?? []).includes(CA_FINALIZER)
+        ? `ca/${m.metadata.namespace}/${m.metadata.name}`
+        : undefined
     const generatorChanged = changeFilter()
     cache.informed.generators.on((verb, g) => {
       if (generatorChanged(verb, g)) {
@@ -199,7 +202,9 @@ export const run = (flags: Flags) =>
             const now = yield* detectEso(kube)
             if (now !== undefined && now !== esoPresent) {
               esoPresent = now
-              yield* Effect.logWarning(now ? "External Secrets Operator appeared: leaving ExternalSecrets to it" : "External Secrets Operator is gone: serving ExternalSecrets")
+              yield* Effect.logWarning(
+                now ? "External Secrets Operator appeared: leaving ExternalSecrets to it" : "External Secrets Operator is gone: serving ExternalSecrets",
+              )
               for (const es of cache.informed.externalSecrets.list()) queue.add(queueKey("ExternalSecret", es.metadata.namespace!, es.metadata.name))
             }
           }

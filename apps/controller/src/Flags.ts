@@ -68,7 +68,13 @@ export const FLAG_DOCS: ReadonlyArray<FlagDoc> = [
     doc: "Serve only this namespace; repeat the flag for more (the variable takes a comma-separated list).",
     multiple: true,
   },
-  { name: "leader-elect", env: "GLDT_LEADER_ELECT", arg: undefined, def: "off", doc: "Elect a leader on a Lease so that only one replica acts (run two or more replicas with it)." },
+  {
+    name: "leader-elect",
+    env: "GLDT_LEADER_ELECT",
+    arg: undefined,
+    def: "off",
+    doc: "Elect a leader on a Lease so that only one replica acts (run two or more replicas with it).",
+  },
   {
     name: "leader-election-namespace",
     env: "GLDT_LEADER_ELECTION_NAMESPACE",
@@ -77,8 +83,20 @@ export const FLAG_DOCS: ReadonlyArray<FlagDoc> = [
     doc: "Namespace of the Lease.",
   },
   { name: "leader-election-id", env: "GLDT_LEADER_ELECTION_ID", arg: "NAME", def: "gldt-controller", doc: "Name of the Lease." },
-  { name: "lease-duration", env: "GLDT_LEASE_DURATION", arg: "DURATION", def: "15s", doc: "How long a Lease stays valid without renewal; a stand-by takes over after it." },
-  { name: "renew-deadline", env: "GLDT_RENEW_DEADLINE", arg: "DURATION", def: "10s", doc: "The leader gives up (and exits) when it could not renew for this long." },
+  {
+    name: "lease-duration",
+    env: "GLDT_LEASE_DURATION",
+    arg: "DURATION",
+    def: "15s",
+    doc: "How long a Lease stays valid without renewal; a stand-by takes over after it.",
+  },
+  {
+    name: "renew-deadline",
+    env: "GLDT_RENEW_DEADLINE",
+    arg: "DURATION",
+    def: "10s",
+    doc: "The leader gives up (and exits) when it could not renew for this long.",
+  },
   { name: "retry-period", env: "GLDT_RETRY_PERIOD", arg: "DURATION", def: "2s", doc: "How often the Lease is tried and renewed." },
   {
     name: "metrics-bind-address",
@@ -95,8 +113,20 @@ export const FLAG_DOCS: ReadonlyArray<FlagDoc> = [
     doc: "Where /healthz and /readyz are served, as [HOST]:PORT; 0 turns it off.",
   },
   { name: "gitlab-ca-file", env: "GLDT_GITLAB_CA_FILE", arg: "PATH", def: "none", doc: "PEM file of extra CAs trusted for every GitLab instance." },
-  { name: "allow-http", env: "GLDT_ALLOW_HTTP", arg: undefined, def: "off", doc: "Accept http:// GitLab URLs (local tests only: the access token then travels in clear)." },
-  { name: "concurrency", env: "GLDT_CONCURRENCY", arg: "N", def: "4", doc: "ExternalSecrets reconciled at the same time (each one is always handled by one worker at a time); refreshes of consumers already synced use at most an eighth of them (at least one), and one more worker serves only consumers never synced, so a new ExternalSecret never waits behind rotations." },
+  {
+    name: "allow-http",
+    env: "GLDT_ALLOW_HTTP",
+    arg: undefined,
+    def: "off",
+    doc: "Accept http:// GitLab URLs (local tests only: the access token then travels in clear).",
+  },
+  {
+    name: "concurrency",
+    env: "GLDT_CONCURRENCY",
+    arg: "N",
+    def: "4",
+    doc: "ExternalSecrets reconciled at the same time (each one is always handled by one worker at a time); refreshes of consumers already synced use at most an eighth of them (at least one), and one more worker serves only consumers never synced, so a new ExternalSecret never waits behind rotations.",
+  },
   { name: "log-format", env: "GLDT_LOG_FORMAT", arg: "json|text", def: "json", doc: "Log line format on stderr." },
   { name: "log-level", env: "GLDT_LOG_LEVEL", arg: "LEVEL", def: "info", doc: "debug, info, warn or error." },
   {
@@ -106,7 +136,13 @@ export const FLAG_DOCS: ReadonlyArray<FlagDoc> = [
     def: "10m",
     doc: "How often each GitLab target is listed to notice tokens revoked outside gldt (one list per target and interval, shared by its ExternalSecrets); 0 turns it off.",
   },
-  { name: "gitlab-qps", env: "GLDT_GITLAB_QPS", arg: "N", def: "10", doc: "Requests per second to each GitLab instance; GitLab's RateLimit-* and Retry-After headers slow it further." },
+  {
+    name: "gitlab-qps",
+    env: "GLDT_GITLAB_QPS",
+    arg: "N",
+    def: "10",
+    doc: "Requests per second to each GitLab instance; GitLab's RateLimit-* and Retry-After headers slow it further.",
+  },
   {
     name: "eso-coexistence",
     env: "GLDT_ESO_COEXISTENCE",
@@ -153,7 +189,8 @@ const parseBool = (flag: string, text: string): boolean => {
 const parseAddress = (flag: string, text: string): string | undefined => {
   if (text === "0") return undefined
   const m = /^(.*):(\d{1,5})$/.exec(text)
-  if (m === null || Number(m[2]) > 65535) throw new FlagError(`--${flag}: "${text}" is not an address; write [HOST]:PORT like :8080 or 127.0.0.1:8080, or 0 to turn it off`)
+  if (m === null || Number(m[2]) > 65535)
+    throw new FlagError(`--${flag}: "${text}" is not an address; write [HOST]:PORT like :8080 or 127.0.0.1:8080, or 0 to turn it off`)
   return text
 }
 
@@ -188,7 +225,12 @@ export const parseFlags = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv =
   const version = values.version === true
   const namespaces = (() => {
     const v = values.namespace
-    const list = Array.isArray(v) ? v : (env.GLDT_NAMESPACES ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
+    const list = Array.isArray(v)
+      ? v
+      : (env.GLDT_NAMESPACES ?? "")
+          .split(",")
+          .map((s) => s.trim())
+          .filter((s) => s !== "")
     for (const ns of list) if (!NS.test(ns)) throw new FlagError(`--namespace: "${ns}" is not a namespace name (lowercase letters, digits and '-')`)
     return [...new Set(list)]
   })()

@@ -112,7 +112,12 @@ const escapePointer = (s: string) => s.replace(/~/g, "~0").replace(/\//g, "~1")
 export const make = (kc: KubeConfig, identity: string): KubeApiShape => {
   const core = kc.makeApiClient(CoreV1Api)
   const custom = kc.makeApiClient(CustomObjectsApi)
-  const notFound = <A>(e: Effect.Effect<A, ApiError>) => Effect.catchIf(e, (x) => x.code === 404, () => Effect.succeed(undefined))
+  const notFound = <A>(e: Effect.Effect<A, ApiError>) =>
+    Effect.catchIf(
+      e,
+      (x) => x.code === 404,
+      () => Effect.succeed(undefined),
+    )
 
   const patch = (kind: Kind | CoreKind, obj: Obj, ops: ReadonlyArray<unknown>) =>
     call(() =>
@@ -120,13 +125,17 @@ export const make = (kc: KubeConfig, identity: string): KubeApiShape => {
         ? core.patchNamespacedSecret({ name: obj.metadata.name, namespace: obj.metadata.namespace!, body: ops }, jsonPatch)
         : kind === "ConfigMap"
           ? core.patchNamespacedConfigMap({ name: obj.metadata.name, namespace: obj.metadata.namespace!, body: ops }, jsonPatch)
-        : kind.group === "" ? Promise.reject(new Error("no group"))
-          : obj.metadata.namespace === undefined
-            ? custom.patchClusterCustomObject({ group: kind.group, version: kind.version, plural: kind.plural, name: obj.metadata.name, body: ops }, jsonPatch)
-            : custom.patchNamespacedCustomObject(
-                { group: kind.group, version: kind.version, plural: kind.plural, namespace: obj.metadata.namespace, name: obj.metadata.name, body: ops },
-                jsonPatch,
-              ),
+          : kind.group === ""
+            ? Promise.reject(new Error("no group"))
+            : obj.metadata.namespace === undefined
+              ? custom.patchClusterCustomObject(
+                  { group: kind.group, version: kind.version, plural: kind.plural, name: obj.metadata.name, body: ops },
+                  jsonPatch,
+                )
+              : custom.patchNamespacedCustomObject(
+                  { group: kind.group, version: kind.version, plural: kind.plural, namespace: obj.metadata.namespace, name: obj.metadata.name, body: ops },
+                  jsonPatch,
+                ),
     ).pipe(Effect.asVoid)
 
   return {
@@ -137,7 +146,9 @@ export const make = (kc: KubeConfig, identity: string): KubeApiShape => {
       const labelOps = Object.entries(labels ?? {})
         .filter(([k, v]) => obj.metadata.labels?.[k] !== v)
         .map(([k, v]) =>
-          obj.metadata.labels === undefined ? { op: "add", path: "/metadata/labels", value: { [k]: v } } : { op: "add", path: `/metadata/labels/${escapePointer(k)}`, value: v },
+          obj.metadata.labels === undefined
+            ? { op: "add", path: "/metadata/labels", value: { [k]: v } }
+            : { op: "add", path: `/metadata/labels/${escapePointer(k)}`, value: v },
         )
       if (have.includes(finalizer) && labelOps.length === 0) return Effect.void
       const ops: Array<unknown> = [{ op: "test", path: "/metadata/uid", value: obj.metadata.uid }]
@@ -161,7 +172,12 @@ export const make = (kc: KubeConfig, identity: string): KubeApiShape => {
       return patch(kind, obj, [
         { op: "test", path: `/metadata/finalizers/${i}`, value: finalizer },
         { op: "remove", path: `/metadata/finalizers/${i}` },
-      ]).pipe(Effect.catchIf((e) => e.code === 404, () => Effect.void))
+      ]).pipe(
+        Effect.catchIf(
+          (e) => e.code === 404,
+          () => Effect.void,
+        ),
+      )
     },
     patchStatus: (kind, obj, status) =>
       call(() =>

@@ -175,7 +175,9 @@ const resolve = (deps: Deps, c: Consumer, now: number): Effect.Effect<Resolved, 
     }
     const token = Buffer.from(encoded, "base64").toString("utf8").trim()
     if (token === "") {
-      return yield* badInput(`${field("spec.auth.token.secretRef.key")}: key "${secretRef.key}" of Secret ${c.namespace}/${secretRef.name} is empty; put the access token there`)
+      return yield* badInput(
+        `${field("spec.auth.token.secretRef.key")}: key "${secretRef.key}" of Secret ${c.namespace}/${secretRef.name} is empty; put the access token there`,
+      )
     }
     const cas = yield* casFor(deps, spec, c.namespace, field, true)
     // Keep the auth Secret while tokens may need it for revocation.
@@ -233,10 +235,13 @@ const casFor = (deps: Deps, spec: DeployTokenSpec, namespace: string, field: (pa
         holder =
           cached !== undefined && (cached.metadata.finalizers ?? []).includes(CA_FINALIZER) && cached.data?.[p.key] !== undefined
             ? cached
-            : ((yield* kube.readConfigMap(namespace, p.name).pipe(Effect.mapError(apiRetry(`cannot read ConfigMap ${namespace}/${p.name}`)))) as unknown as Obj | undefined)
+            : ((yield* kube.readConfigMap(namespace, p.name).pipe(Effect.mapError(apiRetry(`cannot read ConfigMap ${namespace}/${p.name}`)))) as unknown as
+                | Obj
+                | undefined)
         pem = holder === undefined ? undefined : (holder.data?.[p.key] ?? null)
       }
-      if (pem === undefined) return yield* badInput(`${field("spec.caProvider.name")}: ${p.type} ${namespace}/${p.name} does not exist; create it with the CA bundle`)
+      if (pem === undefined)
+        return yield* badInput(`${field("spec.caProvider.name")}: ${p.type} ${namespace}/${p.name} does not exist; create it with the CA bundle`)
       if (pem === null || !pem.includes("-----BEGIN CERTIFICATE-----")) {
         return yield* badInput(`${field("spec.caProvider.key")}: ${p.type} ${namespace}/${p.name} has no PEM certificate under key "${p.key}"`)
       }
@@ -288,7 +293,8 @@ const readyCondition = (obj: Obj, status: "True" | "False", reason: string, mess
     status,
     reason,
     message,
-    lastTransitionTime: prev !== undefined && prev.status === status && typeof prev.lastTransitionTime === "string" ? prev.lastTransitionTime : now.toISOString(),
+    lastTransitionTime:
+      prev !== undefined && prev.status === status && typeof prev.lastTransitionTime === "string" ? prev.lastTransitionTime : now.toISOString(),
   }
 }
 
@@ -342,7 +348,9 @@ export const make = (deps: Deps) => {
   const writeStatus = (c: Consumer, status: Record<string, unknown>) =>
     sameStatus(c.obj.status, status)
       ? Effect.void
-      : kube.patchStatus(c.api, c.obj, status).pipe(Effect.catch((e) => Effect.logWarning("could not write status").pipe(Effect.annotateLogs({ key: c.key, error: e.message }))))
+      : kube
+          .patchStatus(c.api, c.obj, status)
+          .pipe(Effect.catch((e) => Effect.logWarning("could not write status").pipe(Effect.annotateLogs({ key: c.key, error: e.message }))))
 
   const failStatus = (c: Consumer, message: string) =>
     Effect.gen(function* () {
@@ -442,7 +450,8 @@ export const make = (deps: Deps) => {
         return { done: true, nextAt: report.nextAt }
       }
       const authRef = location.auth
-      if (authRef === undefined) return yield* Effect.fail(new RetryError(`the state record of ${key} names no auth Secret; revoke its tokens with gldt revoke`))
+      if (authRef === undefined)
+        return yield* Effect.fail(new RetryError(`the state record of ${key} names no auth Secret; revoke its tokens with gldt revoke`))
       const secret = yield* kube.readSecret(namespace, authRef.name).pipe(Effect.mapError(apiRetry(`cannot read Secret ${namespace}/${authRef.name}`)))
       const encoded = secret?.data?.[authRef.key]
       if (encoded === undefined) {
@@ -546,7 +555,9 @@ export const make = (deps: Deps) => {
         const states = yield* kube.listStates(namespace).pipe(Effect.mapError(apiRetry(`cannot list states in ${namespace}`)))
         const usedByLive =
           cm.metadata?.deletionTimestamp === undefined &&
-          [...cache.informed.externalSecrets.list(namespace), ...cache.informed.consumers.list(namespace)].some((o) => o.metadata.deletionTimestamp === undefined)
+          [...cache.informed.externalSecrets.list(namespace), ...cache.informed.consumers.list(namespace)].some(
+            (o) => o.metadata.deletionTimestamp === undefined,
+          )
         if (holdsTokens(states) || usedByLive) return
       }
       yield* kube
@@ -574,7 +585,9 @@ export const make = (deps: Deps) => {
               : fromConsumer(o).generatorRef?.name === g.metadata.name),
         )
         if (usedByLive && g.metadata.deletionTimestamp === undefined) continue
-        yield* kube.removeFinalizer(GENERATOR, g, GENERATOR_FINALIZER).pipe(Effect.mapError(apiRetry(`cannot release GitlabDeployToken ${namespace}/${g.metadata.name}`)))
+        yield* kube
+          .removeFinalizer(GENERATOR, g, GENERATOR_FINALIZER)
+          .pipe(Effect.mapError(apiRetry(`cannot release GitlabDeployToken ${namespace}/${g.metadata.name}`)))
       }
     })
 
@@ -670,7 +683,11 @@ export const make = (deps: Deps) => {
       }
       lastWarning.delete(c.key)
       if (report.revokeErrors.length > 0) {
-        yield* warn(c, "RevocationFailed", `revocation failed and will be retried: ${report.revokeErrors.map((r) => `token ${r.tokenId}: ${r.error}`).join("; ")}`)
+        yield* warn(
+          c,
+          "RevocationFailed",
+          `revocation failed and will be retried: ${report.revokeErrors.map((r) => `token ${r.tokenId}: ${r.error}`).join("; ")}`,
+        )
       }
       // Tokens revoked outside gldt (GitLab's UI): list the target now and then; a missing current token is replaced.
       let checkDue: number | undefined
@@ -681,7 +698,9 @@ export const make = (deps: Deps) => {
           lastListCheck.set(c.key, nowMs)
           const alive = yield* listedAlive(lists, resolved, report.currentTokenId, nowMs, options.revocationCheckIntervalMs)
           if (!alive) {
-            yield* Effect.logWarning("the current token was revoked outside gldt; replacing it").pipe(Effect.annotateLogs({ key: c.key, tokenId: report.currentTokenId }))
+            yield* Effect.logWarning("the current token was revoked outside gldt; replacing it").pipe(
+              Effect.annotateLogs({ key: c.key, tokenId: report.currentTokenId }),
+            )
             yield* warn(c, "TokenRevokedOutside", `deploy token ${report.currentTokenId} was revoked or deleted in GitLab outside gldt; minting a replacement`)
             const again = yield* rotate(job, nowMs + 1).pipe(
               Effect.provide(layers),
@@ -716,9 +735,7 @@ export const make = (deps: Deps) => {
         return { _tag: "Done", requeueAfterMs: undefined } as Outcome
       }
       if (c.obj.metadata.deletionTimestamp !== undefined) {
-        yield* finalize(c).pipe(
-          Effect.tapError((e) => warn(c, "RevocationFailed", e.message)),
-        )
+        yield* finalize(c).pipe(Effect.tapError((e) => warn(c, "RevocationFailed", e.message)))
         return { _tag: "Done", requeueAfterMs: undefined } as Outcome
       }
       if (kind === "ExternalSecret" && !options.serveExternalSecrets()) return { _tag: "Done", requeueAfterMs: undefined } as Outcome

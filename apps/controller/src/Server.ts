@@ -38,11 +38,7 @@ export const serve = (name: string, addr: string, route: Route) =>
         server.closeAllConnections()
         server.close(() => resume(Effect.void))
       }),
-  ).pipe(
-    Effect.tap((server) =>
-      Effect.logInfo(`serving ${name}`).pipe(Effect.annotateLogs({ address: addr, port: (server.address() as AddressInfo).port })),
-    ),
-  )
+  ).pipe(Effect.tap((server) => Effect.logInfo(`serving ${name}`).pipe(Effect.annotateLogs({ address: addr, port: (server.address() as AddressInfo).port }))))
 
 export const healthRoute =
   (ready: () => { ok: boolean; why: string }): Route =>

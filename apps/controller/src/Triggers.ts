@@ -38,7 +38,8 @@ export const changeFilter = () => {
 }
 
 /** A generator's identity: ClusterGenerators are cluster-wide, GitlabDeployTokens live in the consumer's namespace. */
-export const generatorKey = (kind: string, namespace: string, name: string) => (kind === "ClusterGenerator" ? `${kind}//${name}` : `${kind}/${namespace}/${name}`)
+export const generatorKey = (kind: string, namespace: string, name: string) =>
+  kind === "ClusterGenerator" ? `${kind}//${name}` : `${kind}/${namespace}/${name}`
 
 /** Which consumers (queue keys) use each generator, so a generator event wakes only those. */
 export class GeneratorUsers {

@@ -146,7 +146,12 @@ spec:
       expect(secretLists).toHaveLength(2)
       expect(secretLists[0]).toContain("limit=1")
       expect(secretLists[1]).toContain("continue=")
-      expect(cache.informed.managedSecrets.list(ns).map((o) => o.metadata.name).sort()).toEqual(["listed", "listed-2"])
+      expect(
+        cache.informed.managedSecrets
+          .list(ns)
+          .map((o) => o.metadata.name)
+          .sort(),
+      ).toEqual(["listed", "listed-2"])
       // Watched: created (and then changed) after the first list.
       await apply(kube, ns, `${secret("watched")}---\n${generator("watched")}`)
       await kube.kubectl(["label", "secret", "watched", "changed=yes"], { namespace: ns })

@@ -27,7 +27,9 @@ describe("changeFilter", () => {
     expect(changed("update", es({ generation: 2 }))).toBe(true)
     expect(changed("update", es({ generation: 2, annotations: { "force-sync": "1" } }))).toBe(true)
     expect(changed("update", es({ generation: 2, annotations: { "force-sync": "1" }, finalizers: ["someone.else/hold"] }))).toBe(true)
-    expect(changed("update", es({ generation: 2, annotations: { "force-sync": "1" }, finalizers: ["someone.else/hold"], deletionTimestamp: new Date() }))).toBe(true)
+    expect(changed("update", es({ generation: 2, annotations: { "force-sync": "1" }, finalizers: ["someone.else/hold"], deletionTimestamp: new Date() }))).toBe(
+      true,
+    )
     expect(changed("delete", es())).toBe(true)
   })
 

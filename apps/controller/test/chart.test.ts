@@ -42,7 +42,10 @@ afterAll(async () => {
 })
 
 type Doc = { kind: string; metadata: { name: string }; rules?: Array<{ resources: string[]; verbs: string[] }> }
-const docs = (text: string) => parseAllDocuments(text).map((d) => d.toJS() as Doc).filter((d) => d !== null)
+const docs = (text: string) =>
+  parseAllDocuments(text)
+    .map((d) => d.toJS() as Doc)
+    .filter((d) => d !== null)
 
 describe("chart", () => {
   it("passes helm lint", () => {
@@ -52,7 +55,11 @@ describe("chart", () => {
 
   it("the committed plain manifests are the chart's rendering", () => {
     for (const r of RENDERINGS) {
-      assert.strictEqual(readFileSync(join(APP_DIR, "deploy", r.file), "utf8"), render(helm, r.args), `${r.file} is stale: node apps/controller/scripts/render-manifests.ts`)
+      assert.strictEqual(
+        readFileSync(join(APP_DIR, "deploy", r.file), "utf8"),
+        render(helm, r.args),
+        `${r.file} is stale: node apps/controller/scripts/render-manifests.ts`,
+      )
     }
   })
 
@@ -107,13 +114,24 @@ describe("chart", () => {
     await apply(
       kube,
       ns,
-      seedManifests({ url: sim.url, caPem: sim.caPem, caProvider: { type: "ConfigMap", name: "gitlab-ca", key: "ca.crt" } }).replace('name: "eso-managed"', 'name: "rbac-token"'),
+      seedManifests({ url: sim.url, caPem: sim.caPem, caProvider: { type: "ConfigMap", name: "gitlab-ca", key: "ca.crt" } }).replace(
+        'name: "eso-managed"',
+        'name: "rbac-token"',
+      ),
     )
-    const caFinalizers = async () => ((await getJson(kube, ["configmap", "gitlab-ca"], ns))?.metadata as { finalizers?: string[] } | undefined)?.finalizers ?? []
-    const c = startController(
-      { ...kube, kubeconfig },
-      ["--leader-elect", "--leader-election-namespace", "gldt-system", "--namespace", ns, "--metrics-bind-address", "0", "--health-probe-bind-address", "0"],
-    )
+    const caFinalizers = async () =>
+      ((await getJson(kube, ["configmap", "gitlab-ca"], ns))?.metadata as { finalizers?: string[] } | undefined)?.finalizers ?? []
+    const c = startController({ ...kube, kubeconfig }, [
+      "--leader-elect",
+      "--leader-election-namespace",
+      "gldt-system",
+      "--namespace",
+      ns,
+      "--metrics-bind-address",
+      "0",
+      "--health-probe-bind-address",
+      "0",
+    ])
     try {
       const secret = await eventually(async () => {
         const s = await getJson(kube, ["secret", "gitlab-deploy-token"], ns)
@@ -124,7 +142,10 @@ describe("chart", () => {
       assert.include(await caFinalizers(), "gldt.dev/ca-in-use")
       assert.notInclude(c.logs(), "forbidden")
       await kube.kubectl(["delete", "externalsecret", "gitlab-deploy-token", "--wait=true", "--timeout=30s"], { namespace: ns })
-      assert.lengthOf(live(await sim.tokens()).filter((t) => t.name === "rbac-token"), 0)
+      assert.lengthOf(
+        live(await sim.tokens()).filter((t) => t.name === "rbac-token"),
+        0,
+      )
       await eventually(async () => assert.notInclude(await caFinalizers(), "gldt.dev/ca-in-use"), 30_000)
       assert.notInclude(c.logs(), "forbidden", "an API call was refused by the chart's RBAC")
     } finally {

@@ -168,9 +168,15 @@ describe("delivery", () => {
     assert.strictEqual(meta.labels?.["reconcile.external-secrets.io/managed"], "true")
     assert.strictEqual(meta.ownerReferences?.[0]?.kind, "ExternalSecret")
     // One token minted for it, and no secret leaked into logs, events or status.
-    assert.lengthOf(live(await sim.tokens()).filter((t) => t.token === secret.token), 1)
+    assert.lengthOf(
+      live(await sim.tokens()).filter((t) => t.token === secret.token),
+      1,
+    )
     const evs = await events(kube, ns)
-    assert.isTrue(evs.some((e) => e.type === "Normal" && e.reason === "Created"), JSON.stringify(evs))
+    assert.isTrue(
+      evs.some((e) => e.type === "Normal" && e.reason === "Created"),
+      JSON.stringify(evs),
+    )
     for (const text of [controller.logs(), JSON.stringify(evs), JSON.stringify(es)]) {
       assert.notInclude(text, secret.token)
       assert.notInclude(text, sim.pat)
@@ -223,48 +229,55 @@ spec:
 })
 
 describe("rotation", () => {
-  it(`refreshInterval 20s + revokeGracePeriod 5s: ${ROTATIONS} rotations, one mint each, one live token after each grace`, async () => {
-    const ns = await seedNamespace("rotate", { refreshInterval: "20s", revokeGracePeriod: "5s", tokenName: "rotating" })
-    const first = await eventually(async () => {
-      const r = await tokensOfSecret(ns)
-      if (r.match === undefined) throw new Error("no token yet")
-      return r.match
-    })
-    const samples: Array<{ at: number; live: number; secretLive: boolean }> = []
-    const deadline = Date.now() + (ROTATIONS * 20 + 15) * 1000
-    let mintedIds: number[] = [first.id]
-    while (Date.now() < deadline) {
-      // The Secret first, GitLab second: a token the Secret held must still be live a moment later
-      // (the other order would race a rotation between the two reads).
-      const secret = await secretOf(ns).catch(() => undefined)
-      const all = (await sim.tokens(true)).filter((t) => t.name === "rotating" && t.username === "eso")
-      const ours = all.filter((t) => t.id >= first.id)
-      mintedIds = ours.map((t) => t.id)
+  it(
+    `refreshInterval 20s + revokeGracePeriod 5s: ${ROTATIONS} rotations, one mint each, one live token after each grace`,
+    async () => {
+      const ns = await seedNamespace("rotate", { refreshInterval: "20s", revokeGracePeriod: "5s", tokenName: "rotating" })
+      const first = await eventually(async () => {
+        const r = await tokensOfSecret(ns)
+        if (r.match === undefined) throw new Error("no token yet")
+        return r.match
+      })
+      const samples: Array<{ at: number; live: number; secretLive: boolean }> = []
+      const deadline = Date.now() + (ROTATIONS * 20 + 15) * 1000
+      let mintedIds: number[] = [first.id]
+      while (Date.now() < deadline) {
+        // The Secret first, GitLab second: a token the Secret held must still be live a moment later
+        // (the other order would race a rotation between the two reads).
+        const secret = await secretOf(ns).catch(() => undefined)
+        const all = (await sim.tokens(true)).filter((t) => t.name === "rotating" && t.username === "eso")
+        const ours = all.filter((t) => t.id >= first.id)
+        mintedIds = ours.map((t) => t.id)
+        const liveNow = live(ours)
+        samples.push({ at: Date.now(), live: liveNow.length, secretLive: liveNow.some((t) => t.token === secret?.token) })
+        if (mintedIds.length >= ROTATIONS + 1) break
+        await sleep(1000)
+      }
+      assert.isAtLeast(mintedIds.length, ROTATIONS + 1, "rotations observed")
+      // Settle the last grace, then exactly one token is live and it is the Secret's.
+      await sleep(8_000)
+      const ours = (await sim.tokens(true)).filter((t) => t.id >= first.id && t.name === "rotating")
+      const { secret } = await tokensOfSecret(ns)
       const liveNow = live(ours)
-      samples.push({ at: Date.now(), live: liveNow.length, secretLive: liveNow.some((t) => t.token === secret?.token) })
-      if (mintedIds.length >= ROTATIONS + 1) break
-      await sleep(1000)
-    }
-    assert.isAtLeast(mintedIds.length, ROTATIONS + 1, "rotations observed")
-    // Settle the last grace, then exactly one token is live and it is the Secret's.
-    await sleep(8_000)
-    const ours = (await sim.tokens(true)).filter((t) => t.id >= first.id && t.name === "rotating")
-    const { secret } = await tokensOfSecret(ns)
-    const liveNow = live(ours)
-    assert.lengthOf(liveNow, 1, JSON.stringify(liveNow.map((t) => t.id)))
-    assert.strictEqual(liveNow[0]!.token, secret.token)
-    // Never more than two live (the new one and the one in its grace), the Secret always live.
-    assert.isAtMost(Math.max(...samples.map((s) => s.live)), 2)
-    assert.isTrue(samples.every((s) => s.secretLive), "the Secret held a revoked token at some point")
-    // No double mint: minted tokens are spaced by about the refresh interval.
-    const created = ours.map((t) => Date.parse((t as unknown as { createdAt: string }).createdAt)).sort((a, b) => a - b)
-    for (let i = 1; i < created.length; i++) {
-      assert.isAtLeast(created[i]! - created[i - 1]!, 15_000, `mints ${i - 1} and ${i} only ${created[i]! - created[i - 1]!} ms apart`)
-    }
-    // Each POST made exactly one token.
-    const all = await sim.tokens(true)
-    assert.strictEqual(all.filter((t) => t.id >= first.id && t.name === "rotating" && t.createdBy === "api").length, ours.length)
-  }, (ROTATIONS * 20 + 120) * 1000)
+      assert.lengthOf(liveNow, 1, JSON.stringify(liveNow.map((t) => t.id)))
+      assert.strictEqual(liveNow[0]!.token, secret.token)
+      // Never more than two live (the new one and the one in its grace), the Secret always live.
+      assert.isAtMost(Math.max(...samples.map((s) => s.live)), 2)
+      assert.isTrue(
+        samples.every((s) => s.secretLive),
+        "the Secret held a revoked token at some point",
+      )
+      // No double mint: minted tokens are spaced by about the refresh interval.
+      const created = ours.map((t) => Date.parse((t as unknown as { createdAt: string }).createdAt)).sort((a, b) => a - b)
+      for (let i = 1; i < created.length; i++) {
+        assert.isAtLeast(created[i]! - created[i - 1]!, 15_000, `mints ${i - 1} and ${i} only ${created[i]! - created[i - 1]!} ms apart`)
+      }
+      // Each POST made exactly one token.
+      const all = await sim.tokens(true)
+      assert.strictEqual(all.filter((t) => t.id >= first.id && t.name === "rotating" && t.createdBy === "api").length, ours.length)
+    },
+    (ROTATIONS * 20 + 120) * 1000,
+  )
 })
 
 describe("deletion", () => {
@@ -367,9 +380,11 @@ describe("caProvider: the CA a revocation needs is held like the auth Secret", (
         await kube.kubectl(["delete", "namespace", ns, "--wait=false"])
         await eventually(async () => {
           const ca = await getJson(kube, [type.toLowerCase(), "gitlab-ca"], ns)
-          if (ca !== undefined && (ca.metadata as { deletionTimestamp?: string }).deletionTimestamp === undefined) throw new Error(`the ${type} is not being deleted yet`)
+          if (ca !== undefined && (ca.metadata as { deletionTimestamp?: string }).deletionTimestamp === undefined)
+            throw new Error(`the ${type} is not being deleted yet`)
           const es = await getJson(kube, ["externalsecret", "gitlab-deploy-token"], ns)
-          if ((es?.metadata as { deletionTimestamp?: string } | undefined)?.deletionTimestamp === undefined) throw new Error("the ExternalSecret is not being deleted yet")
+          if ((es?.metadata as { deletionTimestamp?: string } | undefined)?.deletionTimestamp === undefined)
+            throw new Error("the ExternalSecret is not being deleted yet")
         }, 30_000)
       } finally {
         controller.child.kill("SIGCONT")

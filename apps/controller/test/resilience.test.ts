@@ -118,7 +118,8 @@ describe("leader election", () => {
     const b = startController(kube, args("replica-b"))
     const replicas: Record<string, ControllerProcess> = { "replica-a": a, "replica-b": b }
     try {
-      const holder = async () => (((await getJson(kube, ["lease", "gldt-controller"], leaseNs))?.spec as { holderIdentity?: string } | undefined)?.holderIdentity ?? "")
+      const holder = async () =>
+        ((await getJson(kube, ["lease", "gldt-controller"], leaseNs))?.spec as { holderIdentity?: string } | undefined)?.holderIdentity ?? ""
       const leader = await eventually(async () => {
         const h = await holder()
         if (!(h in replicas)) throw new Error(`no leader yet (${h})`)
@@ -136,11 +137,15 @@ describe("leader election", () => {
       // (its last observation and its next try, 1 s each with 20 % jitter) after the kill.
       const killedAt = Date.now()
       await replicas[leader]!.kill9()
-      const lease = await eventually(async () => {
-        const l = await getJson(kube, ["lease", "gldt-controller"], leaseNs)
-        assert.strictEqual((l?.spec as { holderIdentity?: string } | undefined)?.holderIdentity, standby)
-        return l!.spec as { acquireTime: string; leaseTransitions: number }
-      }, 20_000, 200)
+      const lease = await eventually(
+        async () => {
+          const l = await getJson(kube, ["lease", "gldt-controller"], leaseNs)
+          assert.strictEqual((l?.spec as { holderIdentity?: string } | undefined)?.holderIdentity, standby)
+          return l!.spec as { acquireTime: string; leaseTransitions: number }
+        },
+        20_000,
+        200,
+      )
       const takeover = Date.parse(lease.acquireTime) - killedAt
       assert.isAtMost(takeover, 6_000 + 2 * 1_200 + 500, `took ${takeover} ms`)
       assert.strictEqual(lease.leaseTransitions, 1)

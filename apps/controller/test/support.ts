@@ -282,10 +282,10 @@ spec:
     - read_registry
   username: "eso"
 ${
-    o.caProvider === undefined
-      ? `  caBundle: ${Buffer.from(o.caPem).toString("base64")}\n`
-      : `  caProvider:\n    type: ${o.caProvider.type}\n    name: ${o.caProvider.name}\n    key: ${JSON.stringify(o.caProvider.key)}\n`
-  }${o.revokeGracePeriod === undefined ? "" : `  revokeGracePeriod: ${o.revokeGracePeriod}\n`}${o.extraSpec ?? ""}  auth:
+  o.caProvider === undefined
+    ? `  caBundle: ${Buffer.from(o.caPem).toString("base64")}\n`
+    : `  caProvider:\n    type: ${o.caProvider.type}\n    name: ${o.caProvider.name}\n    key: ${JSON.stringify(o.caProvider.key)}\n`
+}${o.revokeGracePeriod === undefined ? "" : `  revokeGracePeriod: ${o.revokeGracePeriod}\n`}${o.extraSpec ?? ""}  auth:
     token:
       secretRef:
         name: ${o.authSecret ?? "gitlab-api-token"}

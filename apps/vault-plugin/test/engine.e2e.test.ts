@@ -100,7 +100,13 @@ describe("gldt engine in Vault", () => {
     await writeRole("flaky", { project_id: "42", name: "flaky", scopes: ["read_repository"] })
     const creds = await readCreds("flaky")
     // More 503s than the client's own retries: the revocation itself fails.
-    const fault = await h.sim.control<{ id: string }>("POST", "faults", { kind: "status5xx", status: 503, method: "DELETE", path: "deploy_tokens/\\d+$", times: 20 })
+    const fault = await h.sim.control<{ id: string }>("POST", "faults", {
+      kind: "status5xx",
+      status: 503,
+      method: "DELETE",
+      path: "deploy_tokens/\\d+$",
+      times: 20,
+    })
     const failed = await h.call("PUT", "sys/leases/revoke", { lease_id: creds.lease_id, sync: true })
     expect(failed.status).toBeGreaterThanOrEqual(400)
     expect(JSON.stringify(failed.body)).toContain("Vault retries")
@@ -118,7 +124,11 @@ describe("gldt engine in Vault", () => {
     await writeRole("short", { project_id: "42", name: "short-lived", scopes: ["read_repository"], ttl: 2, max_ttl: 4 })
     const creds = await readCreds("short")
     expect(creds.lease_duration).toBe(2)
-    await eventually("Vault revokes the expired lease's token", async () => !liveApiTokens(await h.sim.tokens()).some((t) => t.id === creds.data.token_id), 20_000)
+    await eventually(
+      "Vault revokes the expired lease's token",
+      async () => !liveApiTokens(await h.sim.tokens()).some((t) => t.id === creds.data.token_id),
+      20_000,
+    )
   })
 
   it("vault lease renew extends the lease up to the max TTL, never past it", async () => {

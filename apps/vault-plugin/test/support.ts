@@ -80,7 +80,11 @@ export const startSim = (dir: string): Promise<Sim> =>
               res.on("data", (d: Buffer) => {
                 text += d.toString()
               })
-              res.on("end", () => ((res.statusCode ?? 0) >= 300 ? ko(new Error(`${method} /_sim/${path}: ${res.statusCode} ${text}`)) : ok((text ? JSON.parse(text) : undefined) as T)))
+              res.on("end", () =>
+                (res.statusCode ?? 0) >= 300
+                  ? ko(new Error(`${method} /_sim/${path}: ${res.statusCode} ${text}`))
+                  : ok((text ? JSON.parse(text) : undefined) as T),
+              )
             },
           )
           req.on("error", ko)

@@ -34,7 +34,6 @@ export interface FileSinkOptions {
   readonly adopt?: boolean | undefined
 }
 
-
 const Entry = Schema.Struct({ tokenId: Schema.Int, sha256: Schema.String })
 
 /** The sidecar `<path>.gldt.json`. */
@@ -96,7 +95,8 @@ const probeDirectory = async (dir: string): Promise<void> => {
 const probeFile = async (file: string, what: string): Promise<"missing" | "file"> => {
   const kind = await kindOf(file)
   if (kind === "dir") throw new SinkProblem(`${what} ${file} is a directory; point the sink at a file path`)
-  if (kind === "symlink") throw new SinkProblem(`${what} ${file} is a symbolic link; point the sink at the real file (gldt replaces files by rename, which would replace the link)`)
+  if (kind === "symlink")
+    throw new SinkProblem(`${what} ${file} is a symbolic link; point the sink at the real file (gldt replaces files by rename, which would replace the link)`)
   if (kind === "other") throw new SinkProblem(`${what} ${file} is not a regular file; point the sink at a file path`)
   if (kind === "file") {
     // Opening for writing (without truncating) fails on immutable files and read-only mounts even for root.

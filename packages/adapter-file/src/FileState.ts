@@ -45,8 +45,7 @@ export const make = (options: FileStateOptions) =>
 
     const fsError = (key: string, what: string) => (e: unknown) => new StateError({ key, message: `${what}: ${describeError(e)}` })
 
-    const prepareDir = (key: string) =>
-      Effect.tryPromise({ try: () => ensureDir(dir), catch: fsError(key, `cannot create the state directory ${dir}`) })
+    const prepareDir = (key: string) => Effect.tryPromise({ try: () => ensureDir(dir), catch: fsError(key, `cannot create the state directory ${dir}`) })
 
     /** Decodes a state file; any problem is a StateError naming the file and what is wrong. */
     const parse = (key: string, file: string, raw: Buffer) =>
@@ -55,9 +54,7 @@ export const make = (options: FileStateOptions) =>
         try {
           json = JSON.parse(raw.toString("utf8"))
         } catch (e) {
-          return yield* Effect.fail(
-            new StateError({ key, message: `state file ${file} is not valid JSON (${describeError(e)}); ${UNREADABLE_HINT}` }),
-          )
+          return yield* Effect.fail(new StateError({ key, message: `state file ${file} is not valid JSON (${describeError(e)}); ${UNREADABLE_HINT}` }))
         }
         const doc = yield* Schema.decodeUnknownEffect(StateDocument)(json).pipe(
           Effect.mapError(
@@ -70,7 +67,10 @@ export const make = (options: FileStateOptions) =>
         )
         if (doc.record.key !== key) {
           return yield* Effect.fail(
-            new StateError({ key, message: `state file ${file} holds the state of key ${JSON.stringify(doc.record.key)}, not ${JSON.stringify(key)}; ${UNREADABLE_HINT}` }),
+            new StateError({
+              key,
+              message: `state file ${file} holds the state of key ${JSON.stringify(doc.record.key)}, not ${JSON.stringify(key)}; ${UNREADABLE_HINT}`,
+            }),
           )
         }
         return doc

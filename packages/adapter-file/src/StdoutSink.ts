@@ -42,6 +42,5 @@ export const make = (options: StdoutSinkOptions) =>
     })
   })
 
-
 /** `Sink` printing the credential; `check` always succeeds and `inspect` is `Unknown`. */
 export const layer = (options: StdoutSinkOptions): Layer.Layer<Sink> => Layer.effect(Sink, make(options))

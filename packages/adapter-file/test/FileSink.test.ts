@@ -61,7 +61,8 @@ describe("FileSink", () => {
           // Atomic writes leave no temp file behind.
           assert.deepStrictEqual(fs.readdirSync(dir).sort(), ["credential", "credential.gldt.json"])
         }),
-      ))
+      ),
+    )
   }
 
   it("dockerconfigjson registry: gitlab.com, a self-managed guess, or the configured one", () => {
@@ -90,7 +91,8 @@ describe("FileSink", () => {
         assert.notInclude(e.message, "bad\ntoken")
         assert.deepStrictEqual(fs.readdirSync(dir), [])
       }),
-    ))
+    ),
+  )
 
   it.effect("mode option", () =>
     Effect.scoped(
@@ -100,7 +102,8 @@ describe("FileSink", () => {
         assert.strictEqual(modeOf(file), 0o640)
         assert.strictEqual(modeOf(sidecar), 0o600)
       }),
-    ))
+    ),
+  )
 
   it.effect("check fails, naming the path and the fix, for targets that fail even as root", () =>
     Effect.scoped(
@@ -135,7 +138,8 @@ describe("FileSink", () => {
         yield* (yield* FileSink.make({ path: regular, format: "env" })).check(KEY)
         assert.deepStrictEqual(fs.readdirSync(base).sort(), ["a-dir", "file", "file.gldt.json", "link"])
       }),
-    ))
+    ),
+  )
 
   it.effect("check fails for a path that is not a regular file (a FIFO)", () =>
     Effect.scoped(
@@ -148,7 +152,8 @@ describe("FileSink", () => {
         const e = yield* Effect.flip(sink.check(KEY))
         assert.include(e.message, "is not a regular file")
       }),
-    ))
+    ),
+  )
 
   it.effect("inspect: Empty when missing, the delivered id, 0 when altered, the in-flight id after a crash", () =>
     Effect.scoped(
@@ -173,7 +178,12 @@ describe("FileSink", () => {
         fs.writeFileSync(file, previous)
         fs.writeFileSync(
           sidecar,
-          JSON.stringify({ format: "json", tokenId: 42, sha256: createHash("sha256").update(previous).digest("hex"), next: { tokenId: 43, sha256: meta.sha256 } }),
+          JSON.stringify({
+            format: "json",
+            tokenId: 42,
+            sha256: createHash("sha256").update(previous).digest("hex"),
+            next: { tokenId: 43, sha256: meta.sha256 },
+          }),
         )
         assert.deepStrictEqual(yield* sink.inspect(KEY), { _tag: "Holds", tokenId: 42 })
         // Sidecar gone or damaged: the file holds no token gldt can vouch for.
@@ -185,7 +195,8 @@ describe("FileSink", () => {
         fs.rmSync(file)
         assert.deepStrictEqual(yield* sink.inspect(KEY), { _tag: "Empty" })
       }),
-    ))
+    ),
+  )
 
   it.effect("inspect: a file written in another format holds nothing usable", () =>
     Effect.scoped(
@@ -200,7 +211,8 @@ describe("FileSink", () => {
         assert.deepStrictEqual(yield* otherRegistry.inspect(KEY), { _tag: "Holds", tokenId: 0 })
         assert.deepStrictEqual(yield* docker.inspect(KEY), { _tag: "Holds", tokenId: 42 })
       }),
-    ))
+    ),
+  )
 
   it.effect("remove deletes the credential and its sidecar", () =>
     Effect.scoped(
@@ -212,7 +224,8 @@ describe("FileSink", () => {
         assert.deepStrictEqual(yield* sink.inspect(KEY), { _tag: "Empty" })
         yield* sink.remove(KEY)
       }),
-    ))
+    ),
+  )
 
   it.effect("remove succeeds when the sink's directory is gone (a decommissioned consumer stays revocable)", () =>
     Effect.scoped(
@@ -223,7 +236,8 @@ describe("FileSink", () => {
         yield* sink.remove(KEY)
         assert.deepStrictEqual(yield* sink.inspect(KEY), { _tag: "Empty" })
       }),
-    ))
+    ),
+  )
 
   it.effect("deliver to a missing directory is a SinkError naming the path", () =>
     Effect.scoped(
@@ -234,7 +248,8 @@ describe("FileSink", () => {
         assert.strictEqual(e._tag, "SinkError")
         assert.include(e.message, file)
       }),
-    ))
+    ),
+  )
 })
 
 describe("StdoutSink", () => {
@@ -253,5 +268,6 @@ describe("StdoutSink", () => {
       })
       const e = yield* Effect.flip(failing.deliver(KEY, cred()))
       assert.include(e.message, "EPIPE")
-    }))
+    }),
+  )
 })

@@ -44,16 +44,16 @@ describe("FileState", () => {
         // Only the document is left: no temp or lock files.
         assert.deepStrictEqual(fs.readdirSync(dir), ["default%2Fgitlab-deploy-token.json"])
       }),
-    ))
+    ),
+  )
 
   it.live("compare-and-set: two saves with the same expected version, one StateConflict", () =>
     withState((_dir, state) =>
       Effect.gen(function* () {
         const v1 = yield* state.save(KEY, record(KEY, 1), null)
-        const results = yield* Effect.all(
-          [Effect.result(state.save(KEY, record(KEY, 2), v1)), Effect.result(state.save(KEY, record(KEY, 3), v1))],
-          { concurrency: "unbounded" },
-        )
+        const results = yield* Effect.all([Effect.result(state.save(KEY, record(KEY, 2), v1)), Effect.result(state.save(KEY, record(KEY, 3), v1))], {
+          concurrency: "unbounded",
+        })
         const failures = results.filter((r) => r._tag === "Failure")
         assert.strictEqual(failures.length, 1)
         assert.strictEqual(failures[0]!._tag === "Failure" ? failures[0]!.failure._tag : "", "StateConflict")
@@ -64,7 +64,8 @@ describe("FileState", () => {
         const stale = yield* Effect.result(state.save(KEY, record(KEY, 4), v1))
         assert.isTrue(stale._tag === "Failure" && stale.failure._tag === "StateConflict")
       }),
-    ))
+    ),
+  )
 
   it.live("many concurrent compare-and-set writers in one process lose no update", () =>
     withState((_dir, state) =>
@@ -79,10 +80,14 @@ describe("FileState", () => {
             if (saved.failure._tag !== "StateConflict") return yield* Effect.fail(saved.failure)
           }
         })
-        yield* Effect.all(Array.from({ length: 20 }, () => increment), { concurrency: "unbounded" })
+        yield* Effect.all(
+          Array.from({ length: 20 }, () => increment),
+          { concurrency: "unbounded" },
+        )
         assert.strictEqual(Option.getOrThrow(yield* state.load(KEY)).record.generation, 20)
       }),
-    ))
+    ),
+  )
 
   it("keeps the compare-and-set contract every State backend keeps: a key is created once, a stale version loses", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gldt-adapter-file-"))
@@ -127,7 +132,8 @@ describe("FileState", () => {
         const vb = yield* state.save(KEY, record(KEY), null)
         assert.notStrictEqual(vb, va)
       }),
-    ))
+    ),
+  )
 
   it("file names are reversible, free of '.', '/' and case collisions", () => {
     for (const key of ["gitlab-deploy-token", KEY, "A", "a", "%41", "..", "x.lock", "ü/ß", "with space"]) {
@@ -172,7 +178,8 @@ describe("FileState", () => {
         assert.include(other.message, '"someone-else"')
         assert.deepStrictEqual(fs.readdirSync(dir), ["default%2Fgitlab-deploy-token.json"])
       }),
-    ))
+    ),
+  )
 
   it.effect("refuses to save a record under another key, or one that would not load back", () =>
     withState((dir, state) =>
@@ -183,7 +190,8 @@ describe("FileState", () => {
         assert.strictEqual(e2._tag, "StateError")
         assert.isFalse(fs.existsSync(dir) && fs.readdirSync(dir).some((n) => n.endsWith(".json")))
       }),
-    ))
+    ),
+  )
 
   it.effect("an unreadable state directory entry is a StateError, not 'no state'", () =>
     withState((dir, state) =>
@@ -193,7 +201,8 @@ describe("FileState", () => {
         assert.strictEqual(e._tag, "StateError")
         assert.include(e.message, "default%2Fgitlab-deploy-token.json")
       }),
-    ))
+    ),
+  )
 
   it.live("withLock is exclusive within a process; save inside withLock does not deadlock", () =>
     withState((dir, state) =>
@@ -216,7 +225,12 @@ describe("FileState", () => {
         )
         yield* Deferred.await(entered)
         assert.isTrue(fs.existsSync(path.join(dir, "default%2Fgitlab-deploy-token.lock")))
-        const second = yield* Effect.forkChild(state.withLock(KEY, Effect.sync(() => order.push("second in"))))
+        const second = yield* Effect.forkChild(
+          state.withLock(
+            KEY,
+            Effect.sync(() => order.push("second in")),
+          ),
+        )
         yield* Effect.sleep(100)
         assert.deepStrictEqual(order, ["first in"])
         yield* Deferred.succeed(leave, undefined)
@@ -225,7 +239,8 @@ describe("FileState", () => {
         assert.deepStrictEqual(order, ["first in", "first out", "second in"])
         assert.deepStrictEqual(fs.readdirSync(dir), ["default%2Fgitlab-deploy-token.json"])
       }),
-    ))
+    ),
+  )
 
   it.live("withLock times out with StateBusy naming the holder", () =>
     withState(
@@ -249,7 +264,8 @@ describe("FileState", () => {
           yield* state.withLock(KEY, Effect.void)
         }),
       { lockTimeoutMs: 200 },
-    ))
+    ),
+  )
 
   it.live("the lock is released when the effect fails or is interrupted while waiting", () =>
     withState(
@@ -270,6 +286,6 @@ describe("FileState", () => {
           )
         }),
       { lockTimeoutMs: 5_000 },
-    ))
-
+    ),
+  )
 })

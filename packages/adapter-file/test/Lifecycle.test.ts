@@ -74,7 +74,10 @@ describe("lifecycle over FileState + FileSink", () => {
       Effect.gen(function* () {
         const secrets = new Set<string>()
         const first = yield* reconcile(job)
-        assert.deepStrictEqual(first.actions.map((a) => a.action), ["minted", "delivered"])
+        assert.deepStrictEqual(
+          first.actions.map((a) => a.action),
+          ["minted", "delivered"],
+        )
         const [t1] = yield* live
         assert.strictEqual(tokenIn(sinkFile), t1!.secret)
         assert.strictEqual(idIn(sinkFile), t1!.id)
@@ -97,7 +100,10 @@ describe("lifecycle over FileState + FileSink", () => {
 
         yield* TestClock.adjust(5 * MIN)
         yield* reconcile(job)
-        assert.deepStrictEqual((yield* live).map((t) => t.id), [newest.id])
+        assert.deepStrictEqual(
+          (yield* live).map((t) => t.id),
+          [newest.id],
+        )
 
         for (const f of filesUnder(stateDir)) {
           const text = fs.readFileSync(path.join(stateDir, f), "utf8")
@@ -107,7 +113,8 @@ describe("lifecycle over FileState + FileSink", () => {
         assert.notInclude(fs.readFileSync(`${sinkFile}.gldt.json`, "utf8"), t2.secret)
         assert.deepStrictEqual(fs.readdirSync(stateDir), ["default%2Fgitlab-deploy-token.json"])
       }),
-    ))
+    ),
+  )
 
   it.effect("an edited credential file triggers a rotation", () =>
     withFiles(({ sinkFile }) =>
@@ -118,7 +125,8 @@ describe("lifecycle over FileState + FileSink", () => {
         assert.strictEqual(report.reason, "the sink holds a different credential")
         assert.strictEqual(idIn(sinkFile), (yield* current).current!.id)
       }),
-    ))
+    ),
+  )
 
   it.effect("a deleted credential file triggers a new mint", () =>
     withFiles(({ sinkFile }) =>
@@ -129,7 +137,8 @@ describe("lifecycle over FileState + FileSink", () => {
         assert.strictEqual(report.reason, "the sink lost the credential")
         assert.strictEqual(idIn(sinkFile), (yield* current).current!.id)
       }),
-    ))
+    ),
+  )
 
   it.effect("a sink that cannot be written is found before any mint", () =>
     withFiles(
@@ -144,7 +153,8 @@ describe("lifecycle over FileState + FileSink", () => {
         }),
       "env",
       (base) => path.join(base, "missing", "token.env"),
-    ))
+    ),
+  )
 
   it.effect("a corrupt state file stops the lifecycle with StateError; nothing is minted or overwritten", () =>
     withFiles(({ stateDir }) =>
@@ -160,7 +170,8 @@ describe("lifecycle over FileState + FileSink", () => {
         assert.strictEqual(fake.calls.filter((c) => c.op === "create").length, 1)
         assert.strictEqual(fs.readFileSync(file, "utf8"), "not json")
       }),
-    ))
+    ),
+  )
 
   it.effect("revokeAll revokes every token, removes the credential files and drops the state document", () =>
     withFiles(({ stateDir, outDir }) =>
@@ -175,7 +186,8 @@ describe("lifecycle over FileState + FileSink", () => {
         assert.deepStrictEqual(fs.readdirSync(stateDir), [])
         assert.deepStrictEqual(yield* (yield* State).list(), [])
       }),
-    ))
+    ),
+  )
 
   it.live("two concurrent rotate requests mint once (real clock, real lock)", () =>
     withFiles(
@@ -191,5 +203,6 @@ describe("lifecycle over FileState + FileSink", () => {
           assert.strictEqual(body.tokenId, (yield* current).current!.id)
         }),
       "json",
-    ))
+    ),
+  )
 })

@@ -18,14 +18,10 @@ const setup = (lockTimeoutMs: number) =>
     return { dir, state }
   })
 
-const killOnExit = (w: ReturnType<typeof startWorker>) =>
-  Effect.addFinalizer(() => Effect.sync(() => w.child.kill("SIGKILL")))
+const killOnExit = (w: ReturnType<typeof startWorker>) => Effect.addFinalizer(() => Effect.sync(() => w.child.kill("SIGKILL")))
 
 const fakeLock = (dir: string, info: Record<string, unknown>) =>
-  fs.writeFileSync(
-    path.join(dir, LOCK),
-    JSON.stringify({ hostname: os.hostname(), startedAt: new Date(0).toISOString(), nonce: "ab".repeat(16), ...info }),
-  )
+  fs.writeFileSync(path.join(dir, LOCK), JSON.stringify({ hostname: os.hostname(), startedAt: new Date(0).toISOString(), nonce: "ab".repeat(16), ...info }))
 
 describe("FileState lock across processes", () => {
   it.live(
@@ -151,7 +147,8 @@ describe("FileState lock across processes", () => {
         if (busy._tag === "StateBusy") assert.include(busy.holder, "elsewhere.example")
         assert.isTrue(fs.existsSync(path.join(dir, LOCK)))
       }),
-    ))
+    ),
+  )
 
   it.live("a lock held in another pid namespace (another container) is never presumed stale", () =>
     Effect.scoped(
@@ -163,7 +160,8 @@ describe("FileState lock across processes", () => {
         assert.strictEqual(busy._tag, "StateBusy")
         assert.isTrue(fs.existsSync(path.join(dir, LOCK)))
       }),
-    ))
+    ),
+  )
 
   it.live("an unreadable lock file is reported, not taken over", () =>
     Effect.scoped(
@@ -175,7 +173,8 @@ describe("FileState lock across processes", () => {
         if (busy._tag === "StateBusy") assert.include(busy.holder, "unreadable lock file")
         assert.strictEqual(fs.readFileSync(path.join(dir, LOCK), "utf8"), "garbage")
       }),
-    ))
+    ),
+  )
 
   it.live("a lock from before a reboot, or from a previous process with a reused pid, is stale", () =>
     Effect.scoped(
@@ -190,7 +189,8 @@ describe("FileState lock across processes", () => {
         yield* state.withLock(KEY, Effect.void)
         assert.deepStrictEqual(fs.readdirSync(dir), [])
       }),
-    ))
+    ),
+  )
 
   it.live("concurrent takers of one stale lock: exactly one wins, every round", () =>
     Effect.scoped(
@@ -210,5 +210,6 @@ describe("FileState lock across processes", () => {
           assert.deepStrictEqual(fs.readdirSync(dir), [], `round ${round} left files behind`)
         }
       }),
-    ))
+    ),
+  )
 })

@@ -49,5 +49,4 @@ export const shareConnections = (kc: KubeConfig): KubeConfig => {
 }
 
 /** Whether `shareConnections` took effect on `kc` (false when the library no longer has the hook). */
-export const isSharing = (kc: KubeConfig): boolean =>
-  shared.has(kc) && Object.hasOwn(kc as object, "createDispatcher")
+export const isSharing = (kc: KubeConfig): boolean => shared.has(kc) && Object.hasOwn(kc as object, "createDispatcher")

@@ -356,10 +356,9 @@ export const externalSecretCrd = (): Crd => ({
                 type: "object",
                 "x-kubernetes-preserve-unknown-fields": true,
                 properties: {
-                  refreshInterval: str(
-                    'RefreshInterval is the amount of time before the values are read again (Go duration, e.g. "1h"); "0s" syncs once.',
-                    { default: "1h0m0s" },
-                  ),
+                  refreshInterval: str('RefreshInterval is the amount of time before the values are read again (Go duration, e.g. "1h"); "0s" syncs once.', {
+                    default: "1h0m0s",
+                  }),
                   refreshPolicy: str("RefreshPolicy: CreatedOnce, Periodic (the default when unset) or OnChange.", {
                     enum: ["CreatedOnce", "Periodic", "OnChange"],
                   }),

@@ -75,13 +75,13 @@ export const make = (options: KubeSinkOptions) =>
     const where = `Secret ${namespace}/${name}`
 
     const fail = (key: string, message: string) => new SinkError({ key, message })
-    const apiFail = (key: string, what: string, secrets: ReadonlyArray<string> = []) => (e: KubeCallError) =>
-      fail(key, scrub(`${what} ${where}: ${e.toString()}`, secrets))
+    const apiFail =
+      (key: string, what: string, secrets: ReadonlyArray<string> = []) =>
+      (e: KubeCallError) =>
+        fail(key, scrub(`${what} ${where}: ${e.toString()}`, secrets))
 
     const target = (key: string): Effect.Effect<CompiledTarget, SinkError> =>
-      compiled.target !== undefined
-        ? Effect.succeed(compiled.target)
-        : Effect.fail(fail(key, `the target cannot be written: ${compiled.problems.join("; ")}`))
+      compiled.target !== undefined ? Effect.succeed(compiled.target) : Effect.fail(fail(key, `the target cannot be written: ${compiled.problems.join("; ")}`))
 
     /** The Secret as this instance last read or wrote it (with `reuseReads`); undefined: not known yet. */
     let known: { readonly secret: SecretObject | undefined } | undefined
@@ -149,9 +149,12 @@ export const make = (options: KubeSinkOptions) =>
         for (const s of items) {
           const ours = s.metadata?.ownerReferences?.some((r) => r.controller === true && r.uid === owner.uid) ?? false
           if (!ours || s.metadata?.name === name || s.metadata?.name === undefined) continue
-          yield* kubeCall(() =>
-            api.deleteNamespacedSecret({ name: s.metadata!.name!, namespace, body: { preconditions: { uid: s.metadata!.uid! } } }),
-          ).pipe(Effect.catchIf((e) => e.code === 404 || e.code === 409, () => Effect.void))
+          yield* kubeCall(() => api.deleteNamespacedSecret({ name: s.metadata!.name!, namespace, body: { preconditions: { uid: s.metadata!.uid! } } })).pipe(
+            Effect.catchIf(
+              (e) => e.code === 404 || e.code === 409,
+              () => Effect.void,
+            ),
+          )
           yield* Effect.logInfo("deleted the Secret of a previous target name").pipe(Effect.annotateLogs({ key, secret: s.metadata.name }))
         }
       }).pipe(
@@ -195,9 +198,16 @@ export const make = (options: KubeSinkOptions) =>
         if (action === "Delete") {
           if (t.creationPolicy === "Owner" && (owner === undefined || controller?.uid !== owner.uid)) return
           yield* kubeCall(() =>
-            api.deleteNamespacedSecret({ name, namespace, body: { preconditions: { uid: secret.metadata!.uid!, resourceVersion: secret.metadata!.resourceVersion! } } }),
+            api.deleteNamespacedSecret({
+              name,
+              namespace,
+              body: { preconditions: { uid: secret.metadata!.uid!, resourceVersion: secret.metadata!.resourceVersion! } },
+            }),
           ).pipe(
-            Effect.catchIf((e) => e.code === 404, () => Effect.void),
+            Effect.catchIf(
+              (e) => e.code === 404,
+              () => Effect.void,
+            ),
             Effect.mapError(apiFail(key, "cannot delete")),
             Effect.ensuring(
               Effect.sync(() => {

@@ -260,9 +260,7 @@ export const make = (options: KubeStateOptions) =>
           if (heldTokens(record).length > 0) return yield* Effect.fail(new StateConflict({ key }))
           const { managedFields: _m, ...metadata } = obj.metadata
           const body: StateObject = { ...obj, metadata: { ...metadata, finalizers: finalizers.filter((f) => f !== STATE_FINALIZER) } }
-          const done = yield* Effect.result(
-            kubeCall(() => api.replaceNamespacedCustomObject({ ...base, name: stateObjectName(key), body, fieldManager })),
-          )
+          const done = yield* Effect.result(kubeCall(() => api.replaceNamespacedCustomObject({ ...base, name: stateObjectName(key), body, fieldManager })))
           if (done._tag === "Success" || done.failure.code === 404) return
           if (done.failure.code !== 409) return yield* Effect.fail(apiError(key, "remove the finalizer of")(done.failure))
           obj = yield* get(key)

@@ -125,14 +125,18 @@ export const compileTarget = (
       problems.push("target.template: must be an object")
     } else {
       for (const k of Object.keys(tpl)) {
-        if (!TEMPLATE_FIELDS.has(k)) problems.push(`target.template.${k}: is not supported by gldt (supported: type, engineVersion v2, mergePolicy, metadata.labels, metadata.annotations, data)`)
+        if (!TEMPLATE_FIELDS.has(k))
+          problems.push(
+            `target.template.${k}: is not supported by gldt (supported: type, engineVersion v2, mergePolicy, metadata.labels, metadata.annotations, data)`,
+          )
       }
       if (tpl.type !== undefined) {
         if (typeof tpl.type !== "string" || tpl.type === "") problems.push("target.template.type: must be a Secret type such as kubernetes.io/dockerconfigjson")
         else if (FORBIDDEN_TYPES.has(tpl.type)) problems.push(`target.template.type: ${tpl.type} is not allowed for a generated Secret`)
         else type = tpl.type
       }
-      if (tpl.engineVersion !== undefined && tpl.engineVersion !== "v2") problems.push(`target.template.engineVersion: only v2 is supported, got ${JSON.stringify(tpl.engineVersion)}`)
+      if (tpl.engineVersion !== undefined && tpl.engineVersion !== "v2")
+        problems.push(`target.template.engineVersion: only v2 is supported, got ${JSON.stringify(tpl.engineVersion)}`)
       if (tpl.mergePolicy !== undefined && tpl.mergePolicy !== "Replace" && tpl.mergePolicy !== "Merge") {
         problems.push("target.template.mergePolicy: must be Replace or Merge")
       }
@@ -145,7 +149,8 @@ export const compileTarget = (
         if (!isObj(meta)) problems.push("target.template.metadata: must be an object")
         else {
           for (const k of Object.keys(meta)) {
-            if (k !== "labels" && k !== "annotations" && k !== "finalizers") problems.push(`target.template.metadata.${k}: is not supported (labels and annotations only)`)
+            if (k !== "labels" && k !== "annotations" && k !== "finalizers")
+              problems.push(`target.template.metadata.${k}: is not supported (labels and annotations only)`)
           }
           if (Array.isArray(meta.finalizers) ? meta.finalizers.length > 0 : meta.finalizers !== undefined && meta.finalizers !== null) {
             problems.push("target.template.metadata.finalizers: is not supported by gldt")
@@ -270,7 +275,10 @@ export const planWrite = (
     return { op: "refuse", reason: "creationPolicy Owner needs the owner (the ExternalSecret) to set the Secret's owner reference" }
   }
   if (existing === undefined && t.creationPolicy === "Merge") {
-    return { op: "refuse", reason: `${where} does not exist and creationPolicy is Merge (gldt only merges into an existing Secret): create it, or use Owner or Orphan` }
+    return {
+      op: "refuse",
+      reason: `${where} does not exist and creationPolicy is Merge (gldt only merges into an existing Secret): create it, or use Owner or Orphan`,
+    }
   }
   if (existing !== undefined) {
     const conflict = conflictWith(existing, t, namespace, owner)

@@ -98,7 +98,8 @@ const lex = (src: string): Array<{ readonly kind: "text"; text: string } | { rea
           if (d === "\\") {
             const e = src[j + 1]
             const map: Record<string, string> = { "\\": "\\", '"': '"', n: "\n", r: "\r", t: "\t" }
-            if (e === undefined || map[e] === undefined) throw new TemplateError(`unsupported escape \\${e ?? ""} in a string (supported: \\\\ \\" \\n \\r \\t)`)
+            if (e === undefined || map[e] === undefined)
+              throw new TemplateError(`unsupported escape \\${e ?? ""} in a string (supported: \\\\ \\" \\n \\r \\t)`)
             value += map[e]
             j += 2
           } else {
@@ -176,7 +177,7 @@ const parsePipeline = (tokens: ReadonlyArray<Token>, pos: { i: number }, nested:
     if (head!.kind === "ident") {
       commands.push({ kind: "call", fn: head!.name as Fn, args: rest as Operand[] })
     } else {
-      if (rest.length > 0) throw new TemplateError("a value cannot take arguments; put the function first, e.g. printf \"%s\" .token")
+      if (rest.length > 0) throw new TemplateError('a value cannot take arguments; put the function first, e.g. printf "%s" .token')
       if (commands.length > 0) throw new TemplateError("a value cannot receive a pipe; pipe into a function such as b64enc")
       commands.push({ kind: "value", operand: head as Operand })
     }
@@ -223,8 +224,7 @@ const check = (pipe: Pipeline): void => {
   })
 }
 
-const evalOperand = (o: Operand, v: TemplateValues): string =>
-  o.kind === "field" ? v[o.name] : o.kind === "string" ? o.value : evalPipeline(o.pipe, v)
+const evalOperand = (o: Operand, v: TemplateValues): string => (o.kind === "field" ? v[o.name] : o.kind === "string" ? o.value : evalPipeline(o.pipe, v))
 
 const evalPipeline = (pipe: Pipeline, v: TemplateValues): string => {
   let value: string | undefined

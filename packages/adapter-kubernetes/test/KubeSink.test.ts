@@ -38,7 +38,12 @@ const credential = (tokenId: number, token = `gldt-token-${tokenId}-Xy_z`): Cred
 })
 
 const secret = (ns: string, name: string) => getIfExists(kube(), ["secret", name], ns)
-type SecretJson = { metadata: Json & { labels?: Record<string, string>; annotations?: Record<string, string>; ownerReferences?: Json[] }; data: Record<string, string>; type: string; immutable?: boolean }
+type SecretJson = {
+  metadata: Json & { labels?: Record<string, string>; annotations?: Record<string, string>; ownerReferences?: Json[] }
+  data: Record<string, string>
+  type: string
+  immutable?: boolean
+}
 const mustSecret = async (ns: string, name: string) => (await secret(ns, name)) as unknown as SecretJson
 
 const createSecret = (ns: string, name: string, data: Record<string, string>, extra: Json = {}) =>
@@ -71,7 +76,9 @@ describe.concurrent("creationPolicy Owner", () => {
 
     expect(await withSink(ns, target, owner, (x) => x.inspect("k"))).toEqual({ _tag: "Holds", tokenId: 7 })
     // Altered by hand: holds no token gldt knows.
-    await kube().kubectl(["patch", "secret", "gitlab-deploy-token", "--type=merge", "-p", JSON.stringify({ stringData: { token: "edited" } })], { namespace: ns })
+    await kube().kubectl(["patch", "secret", "gitlab-deploy-token", "--type=merge", "-p", JSON.stringify({ stringData: { token: "edited" } })], {
+      namespace: ns,
+    })
     expect(await withSink(ns, target, owner, (x) => x.inspect("k"))).toEqual({ _tag: "Holds", tokenId: 0 })
     // Rotation overwrites it; deleting it empties the sink; remove deletes it.
     await withSink(ns, target, owner, (x) => x.deliver("k", credential(8)))
@@ -218,7 +225,9 @@ describe.concurrent("template", () => {
 
   it("an unsupported template is refused by check, naming the field", async () => {
     const ns = await kube().newNamespace("badtemplate")
-    const e = await sinkFailure(ns, { name: "x", creationPolicy: "Orphan", template: { data: { token: "{{ .token | sha256sum }}" } } }, undefined, (s) => s.check("k"))
+    const e = await sinkFailure(ns, { name: "x", creationPolicy: "Orphan", template: { data: { token: "{{ .token | sha256sum }}" } } }, undefined, (s) =>
+      s.check("k"),
+    )
     expect(e.message).toContain('target.template.data["token"]: unknown function "sha256sum"; supported: printf, b64enc')
   })
 })
@@ -264,8 +273,7 @@ describe("a target that cannot be written is reported before any mint", () => {
     {
       name: "a ResourceQuota that forbids Secrets (only the apiserver's dry run can tell)",
       target: { name: "t", creationPolicy: "Owner" },
-      prepare: (ns) =>
-        kube().kubectl(["create", "quota", "no-secrets", "--hard=count/secrets=0"], { namespace: ns }),
+      prepare: (ns) => kube().kubectl(["create", "quota", "no-secrets", "--hard=count/secrets=0"], { namespace: ns }),
       message: "the API server would refuse to write",
     },
   ]
@@ -297,10 +305,14 @@ describe("a target that cannot be written is reported before any mint", () => {
   it("the same reconcile mints once the target is writable", async () => {
     const ns = await kube().newNamespace("premint-ok")
     const owner = await createExternalSecret(kube(), ns, "es", { name: "t" })
-    const report = await Effect.runPromise(reconcile(jobFor(gitlab(), `${ns}/es`)).pipe(Effect.provide(layers(ns, { name: "t", creationPolicy: "Owner" }, owner))))
+    const report = await Effect.runPromise(
+      reconcile(jobFor(gitlab(), `${ns}/es`)).pipe(Effect.provide(layers(ns, { name: "t", creationPolicy: "Owner" }, owner))),
+    )
     expect(report.actions.map((a) => a.action)).toEqual(["minted", "delivered"])
     const s = await eventually(() => mustSecret(ns, "t"))
-    const minted = gitlab().sim.tokens().find((t) => t.id === report.currentTokenId)!
+    const minted = gitlab()
+      .sim.tokens()
+      .find((t) => t.id === report.currentTokenId)!
     expect(decode(s.data.token)).toBe(minted.token)
   })
 })

@@ -25,8 +25,15 @@ describe.concurrent("KubeState", () => {
     const owner = await createExternalSecret(kube(), ns, "gitlab-deploy-token")
     const key = `${ns}/gitlab-deploy-token`
     const record = withToken(key)
-    const version = await run(ns, st((s) => s.save(key, record, null)), owner)
-    const loaded = await run(ns, st((s) => s.load(key)))
+    const version = await run(
+      ns,
+      st((s) => s.save(key, record, null)),
+      owner,
+    )
+    const loaded = await run(
+      ns,
+      st((s) => s.load(key)),
+    )
     expect(Option.getOrThrow(loaded)).toEqual({ record, version })
 
     const name = stateObjectName(key)
@@ -50,7 +57,12 @@ describe.concurrent("KubeState", () => {
     const selected = await kube().kubectl(["get", "gldts", "-l", `gldt.dev/key-hash=${keyHashLabel(key)}`, "-o", "name"], { namespace: ns })
     expect(selected.stdout.trim()).toBe(`gitlabdeploytokenstate.gldt.dev/${name}`)
 
-    expect(await run(ns, st((s) => s.list()))).toEqual([key])
+    expect(
+      await run(
+        ns,
+        st((s) => s.list()),
+      ),
+    ).toEqual([key])
   })
 
   it("object names are DNS-1123 labels and distinct for keys that slug alike", () => {
@@ -83,12 +95,18 @@ describe.concurrent("KubeState", () => {
       spec: { key, record: { ...emptyRecord(`${ns}/other`), generation: 3 } },
     }
     await kube().kubectl(["apply", "-f", "-"], { namespace: ns, input: JSON.stringify(manifest) })
-    const broken = await failure(ns, st((s) => s.load(key)))
+    const broken = await failure(
+      ns,
+      st((s) => s.load(key)),
+    )
     expect(broken._tag).toBe("StateError")
     expect(broken.message).toContain(`gitlabdeploytokenstates.gldt.dev ${ns}/${name}`)
     expect(broken.message).toContain(`has a record of key "${ns}/other"`)
     const rv = ((await stateObject(ns, key))!.metadata as Json).resourceVersion as string
-    const overwrite = await failure(ns, st((s) => s.save(key, emptyRecord(key), rv)))
+    const overwrite = await failure(
+      ns,
+      st((s) => s.save(key, emptyRecord(key), rv)),
+    )
     expect(overwrite._tag).toBe("StateError")
     expect(((await stateObject(ns, key))!.metadata as Json).resourceVersion).toBe(rv)
 
@@ -104,24 +122,49 @@ describe.concurrent("KubeState", () => {
   it("remove refuses a record that still tracks tokens; an empty record's object is deleted and its finalizer released", async () => {
     const ns = await kube().newNamespace("remove")
     const key = `${ns}/es`
-    const v1 = await run(ns, st((s) => s.save(key, withToken(key), null)))
-    const refused = await failure(ns, st((s) => s.remove(key, v1)))
+    const v1 = await run(
+      ns,
+      st((s) => s.save(key, withToken(key), null)),
+    )
+    const refused = await failure(
+      ns,
+      st((s) => s.remove(key, v1)),
+    )
     expect(refused._tag).toBe("StateError")
     expect(refused.message).toContain("still answers for 1001 (current), 1000 (retiring)")
     expect(await stateObject(ns, key)).toBeDefined()
 
-    const v2 = await run(ns, st((s) => s.save(key, { ...emptyRecord(key), generation: 1 }, v1)))
-    const stale = await failure(ns, st((s) => s.remove(key, v1)))
+    const v2 = await run(
+      ns,
+      st((s) => s.save(key, { ...emptyRecord(key), generation: 1 }, v1)),
+    )
+    const stale = await failure(
+      ns,
+      st((s) => s.remove(key, v1)),
+    )
     expect(stale._tag).toBe("StateConflict")
-    await run(ns, st((s) => s.remove(key, v2)))
+    await run(
+      ns,
+      st((s) => s.remove(key, v2)),
+    )
     expect(await stateObject(ns, key)).toBeUndefined()
-    expect(Option.isNone(await run(ns, st((s) => s.load(key))))).toBe(true)
+    expect(
+      Option.isNone(
+        await run(
+          ns,
+          st((s) => s.load(key)),
+        ),
+      ),
+    ).toBe(true)
   })
 
   it("a state object deleted with live tokens stays Terminating, takes no new mint, and goes once its tokens are gone", async () => {
     const ns = await kube().newNamespace("terminating")
     const key = `${ns}/es`
-    await run(ns, st((s) => s.save(key, withToken(key), null)))
+    await run(
+      ns,
+      st((s) => s.save(key, withToken(key), null)),
+    )
     await kube().kubectl(["delete", "gitlabdeploytokenstates", stateObjectName(key), "--wait=false"], { namespace: ns })
     await new Promise((r) => setTimeout(r, 1500))
     const held = (await stateObject(ns, key))!
@@ -129,18 +172,35 @@ describe.concurrent("KubeState", () => {
     expect((held.metadata as Json).finalizers).toEqual([STATE_FINALIZER])
 
     // The record is still readable, and revocation progress can be saved…
-    const loaded = Option.getOrThrow(await run(ns, st((s) => s.load(key))))
-    const progressed = await run(ns, st((s) => s.save(key, { ...loaded.record, retiring: [] }, loaded.version)))
+    const loaded = Option.getOrThrow(
+      await run(
+        ns,
+        st((s) => s.load(key)),
+      ),
+    )
+    const progressed = await run(
+      ns,
+      st((s) => s.save(key, { ...loaded.record, retiring: [] }, loaded.version)),
+    )
     // …but nothing that would start a new mint.
-    const mint = await failure(ns, st((s) => s.save(key, { ...loaded.record, retiring: [], generation: 2 }, progressed)))
+    const mint = await failure(
+      ns,
+      st((s) => s.save(key, { ...loaded.record, retiring: [], generation: 2 }, progressed)),
+    )
     expect(mint._tag).toBe("StateError")
     expect(mint.message).toContain("is being deleted: no new token is minted for it")
     // Still there while the current token is tracked.
     expect(await stateObject(ns, key)).toBeDefined()
 
     const { current: _c, ...rest } = loaded.record
-    const empty = await run(ns, st((s) => s.save(key, { ...rest, retiring: [] }, progressed)))
-    await run(ns, st((s) => s.remove(key, empty)))
+    const empty = await run(
+      ns,
+      st((s) => s.save(key, { ...rest, retiring: [] }, progressed)),
+    )
+    await run(
+      ns,
+      st((s) => s.remove(key, empty)),
+    )
     expect(await stateObject(ns, key)).toBeUndefined()
   })
 
@@ -148,7 +208,11 @@ describe.concurrent("KubeState", () => {
     const ns = await kube().newNamespace("owner-gc")
     const owner = await createExternalSecret(kube(), ns, "es")
     const key = `${ns}/es`
-    await run(ns, st((s) => s.save(key, withToken(key), null)), owner)
+    await run(
+      ns,
+      st((s) => s.save(key, withToken(key), null)),
+      owner,
+    )
     await kube().kubectl(["delete", "externalsecret", "es"], { namespace: ns })
     const terminating = await eventually(async () => {
       const obj = (await stateObject(ns, key))!
@@ -158,21 +222,45 @@ describe.concurrent("KubeState", () => {
       // next discovery resync (every 30 s); allow for a loaded machine.
     }, 110_000)
     expect((terminating.metadata as Json).finalizers).toEqual([STATE_FINALIZER])
-    const loaded = Option.getOrThrow(await run(ns, st((s) => s.load(key))))
+    const loaded = Option.getOrThrow(
+      await run(
+        ns,
+        st((s) => s.load(key)),
+      ),
+    )
     const { current: _c, ...rest } = loaded.record
-    const empty = await run(ns, st((s) => s.save(key, { ...rest, retiring: [] }, loaded.version)))
-    await run(ns, st((s) => s.remove(key, empty)))
+    const empty = await run(
+      ns,
+      st((s) => s.save(key, { ...rest, retiring: [] }, loaded.version)),
+    )
+    await run(
+      ns,
+      st((s) => s.remove(key, empty)),
+    )
     expect(await stateObject(ns, key)).toBeUndefined()
   })
 
   it("a finalizer removed by hand is put back on the next save", async () => {
     const ns = await kube().newNamespace("refinalize")
     const key = `${ns}/es`
-    const v1 = await run(ns, st((s) => s.save(key, withToken(key), null)))
-    await kube().kubectl(["patch", "gitlabdeploytokenstates", stateObjectName(key), "--type=merge", "-p", '{"metadata":{"finalizers":null}}'], { namespace: ns })
-    const loaded = Option.getOrThrow(await run(ns, st((s) => s.load(key))))
+    const v1 = await run(
+      ns,
+      st((s) => s.save(key, withToken(key), null)),
+    )
+    await kube().kubectl(["patch", "gitlabdeploytokenstates", stateObjectName(key), "--type=merge", "-p", '{"metadata":{"finalizers":null}}'], {
+      namespace: ns,
+    })
+    const loaded = Option.getOrThrow(
+      await run(
+        ns,
+        st((s) => s.load(key)),
+      ),
+    )
     expect(loaded.version).not.toBe(v1)
-    await run(ns, st((s) => s.save(key, { ...loaded.record, generation: 2 }, loaded.version)))
+    await run(
+      ns,
+      st((s) => s.save(key, { ...loaded.record, generation: 2 }, loaded.version)),
+    )
     const obj = await getJson(kube(), ["gitlabdeploytokenstates", stateObjectName(key)], ns)
     expect((obj.metadata as Json).finalizers).toEqual([STATE_FINALIZER])
   })
@@ -186,18 +274,26 @@ describe.concurrent("KubeState", () => {
       const quiet = yield* requestsDuring(ns, Effect.all([s.load(key), s.load(key)]))
       // Another writer (kubectl) changes the record behind this instance's back.
       yield* Effect.promise(() =>
-        kube().kubectl(["patch", "gitlabdeploytokenstates", stateObjectName(key), "--type=merge", "-p", '{"spec":{"record":{"generation":7}}}'], { namespace: ns }),
+        kube().kubectl(["patch", "gitlabdeploytokenstates", stateObjectName(key), "--type=merge", "-p", '{"spec":{"record":{"generation":7}}}'], {
+          namespace: ns,
+        }),
       )
-      const modified = yield* requestsDuring(ns, CompareAndSet.update(key, (r) => ({ ...r, lastError: `seen generation ${r.generation}` })))
+      const modified = yield* requestsDuring(
+        ns,
+        CompareAndSet.update(key, (r) => ({ ...r, lastError: `seen generation ${r.generation}` })),
+      )
       return { quiet: quiet.requests, modify: modified.requests }
     })
-    const counts = await Effect.runPromise(
-      program.pipe(Effect.provide(KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()), reuseReads: true }))),
-    )
+    const counts = await Effect.runPromise(program.pipe(Effect.provide(KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()), reuseReads: true }))))
     expect(counts.quiet).toBe(0)
     // PUT (409, stale) → GET → PUT.
     expect(counts.modify).toBe(3)
-    const stored = Option.getOrThrow(await run(ns, st((s) => s.load(key)))).record
+    const stored = Option.getOrThrow(
+      await run(
+        ns,
+        st((s) => s.load(key)),
+      ),
+    ).record
     expect(stored.generation).toBe(7)
     expect(stored.lastError).toBe("seen generation 7")
   })
@@ -227,7 +323,9 @@ describe.concurrent("KubeState", () => {
       const s = yield* State
       yield* s.save(key, withToken(key), null)
       yield* Effect.promise(() =>
-        kube().kubectl(["patch", "gitlabdeploytokenstates", stateObjectName(key), "--type=merge", "-p", '{"spec":{"record":{"generation":9}}}'], { namespace: ns }),
+        kube().kubectl(["patch", "gitlabdeploytokenstates", stateObjectName(key), "--type=merge", "-p", '{"spec":{"record":{"generation":9}}}'], {
+          namespace: ns,
+        }),
       )
       return yield* requestsDuring(ns, s.load(key))
     })
@@ -239,7 +337,11 @@ describe.concurrent("KubeState", () => {
   it("a view makes snapshot free: the records of the view's objects, none that fail to decode, and no request", async () => {
     const ns = await kube().newNamespace("view")
     const keys = [`${ns}/a`, `${ns}/b`]
-    for (const k of keys) await run(ns, st((s) => s.save(k, withToken(k), null)))
+    for (const k of keys)
+      await run(
+        ns,
+        st((s) => s.save(k, withToken(k), null)),
+      )
     const listed = (await getJson(kube(), ["gitlabdeploytokenstates"], ns)).items as Array<StateObject>
     const broken = { ...listed[0]!, metadata: { ...listed[0]!.metadata, name: "broken" }, spec: { key: `${ns}/broken`, record: { nonsense: true } } }
     const objects = [...listed, broken]
@@ -249,12 +351,17 @@ describe.concurrent("KubeState", () => {
       expect(s.snapshot).toBeDefined()
       return yield* requestsDuring(ns, s.snapshot!())
     })
-    const { result, requests } = await Effect.runPromise(program.pipe(Effect.provide(KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()), view }))))
+    const { result, requests } = await Effect.runPromise(
+      program.pipe(Effect.provide(KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()), view }))),
+    )
     expect(requests).toBe(0)
     expect(result.map((r) => r.key).sort()).toEqual(keys)
     expect(result.find((r) => r.key === keys[0])?.current?.id).toBe(1001)
     // Without a view there is no snapshot: core then lists and loads.
-    const plain = await run(ns, st((s) => Effect.succeed(s.snapshot)))
+    const plain = await run(
+      ns,
+      st((s) => Effect.succeed(s.snapshot)),
+    )
     expect(plain).toBeUndefined()
   })
 })

@@ -25,7 +25,10 @@ const layers = (ns: string, target: Target, owner: Owner) =>
     Logger.layer([]),
   )
 
-const live = (ids: ReadonlyArray<number>) => gitlab().sim.tokens().filter((t) => ids.includes(t.id) && t.active)
+const live = (ids: ReadonlyArray<number>) =>
+  gitlab()
+    .sim.tokens()
+    .filter((t) => ids.includes(t.id) && t.active)
 const tokenIds = (actions: ReadonlyArray<{ readonly tokenId: number }>) => actions.map((a) => a.tokenId)
 
 /** The text of `kubectl get … -o yaml`, for every object the adapter writes in the namespace, and the rest. */
@@ -58,7 +61,9 @@ describe("lifecycle over KubeState + KubeSink", () => {
 
     const first = await Effect.runPromise(reconcile(job).pipe(provide))
     expect(first.actions.map((a) => a.action)).toEqual(["minted", "delivered"])
-    const t1 = gitlab().sim.tokens().find((t) => t.id === first.currentTokenId)!
+    const t1 = gitlab()
+      .sim.tokens()
+      .find((t) => t.id === first.currentTokenId)!
     expect(t1.active).toBe(true)
     expect(t1.username).toBe("eso")
 
@@ -81,7 +86,9 @@ describe("lifecycle over KubeState + KubeSink", () => {
     // Rotation: the new token is delivered before the old one is revoked (grace 0 here).
     const rotated = await Effect.runPromise(rotate(job, Date.now() + 1).pipe(provide))
     expect(rotated.actions.map((a) => a.action)).toEqual(["rotated", "delivered", "revoked"])
-    const t2 = gitlab().sim.tokens().find((t) => t.id === rotated.currentTokenId)!
+    const t2 = gitlab()
+      .sim.tokens()
+      .find((t) => t.id === rotated.currentTokenId)!
     expect(t2.id).not.toBe(t1.id)
     expect(tokenIds(rotated.actions).at(-1)).toBe(t1.id)
     expect(live([t1.id, t2.id]).map((t) => t.id)).toEqual([t2.id])
@@ -115,12 +122,18 @@ describe("lifecycle over KubeState + KubeSink", () => {
     expect(live([id]).length).toBe(1)
 
     // A reconcile meanwhile mints nothing new for a record being deleted.
-    const posts = gitlab().sim.requests().filter((r) => r.method === "POST").length
+    const posts = gitlab()
+      .sim.requests()
+      .filter((r) => r.method === "POST").length
     await kube().kubectl(["delete", "secret", "es"], { namespace: ns })
     const refused = await Effect.runPromise(Effect.flip(reconcile(job).pipe(provide)))
     expect(refused._tag).toBe("StateError")
     expect(refused.message).toContain("is being deleted")
-    expect(gitlab().sim.requests().filter((r) => r.method === "POST").length).toBe(posts)
+    expect(
+      gitlab()
+        .sim.requests()
+        .filter((r) => r.method === "POST").length,
+    ).toBe(posts)
 
     const report = await Effect.runPromise(revokeAll(job, { removeFromSink: true }).pipe(provide))
     expect(tokenIds(report.actions)).toEqual([id])
@@ -136,13 +149,22 @@ describe("lifecycle over KubeState + KubeSink", () => {
     const provide = Effect.provide(layers(ns, { name: "es", creationPolicy: "Owner" }, owner))
     const minted = await Effect.runPromise(reconcile(job).pipe(provide))
     // A look-alike someone made, kept as a suspect that no person has decided on.
-    const lookalike = gitlab().sim.createForeignToken({ target: { project: "group/project" }, name: job.spec.name, username: job.spec.username ?? null, scopes: [...job.spec.scopes] })
+    const lookalike = gitlab().sim.createForeignToken({
+      target: { project: "group/project" },
+      name: job.spec.name,
+      username: job.spec.username ?? null,
+      scopes: [...job.spec.scopes],
+    })
     await Effect.runPromise(
       Effect.gen(function* () {
         const state = yield* State
         const found = Option.getOrThrow(yield* state.load(key))
         const location = found.record.current!.location
-        yield* state.save(key, { ...found.record, suspects: [{ id: lookalike.id, location, name: job.spec.name, username: "eso", generation: 1, foundAt: 0 }] }, found.version)
+        yield* state.save(
+          key,
+          { ...found.record, suspects: [{ id: lookalike.id, location, name: job.spec.name, username: "eso", generation: 1, foundAt: 0 }] },
+          found.version,
+        )
       }).pipe(provide),
     )
     await kube().kubectl(["delete", "gitlabdeploytokenstate", stateObjectName(key), "--wait=false"], { namespace: ns })
@@ -157,6 +179,11 @@ describe("lifecycle over KubeState + KubeSink", () => {
     const second = await Effect.runPromise(revokeAll(job, { removeFromSink: true, suspectWaitMs: 2_000 }).pipe(provide))
     expect(second.actions.map((a) => [a.action, a.tokenId])).toEqual([["released", lookalike.id]])
     expect(await getIfExists(kube(), ["gitlabdeploytokenstate", stateObjectName(key)], ns), "the deletion completed").toBeUndefined()
-    expect(gitlab().sim.tokens().some((t) => t.id === lookalike.id && t.active), "a released suspect is never revoked").toBe(true)
+    expect(
+      gitlab()
+        .sim.tokens()
+        .some((t) => t.id === lookalike.id && t.active),
+      "a released suspect is never revoked",
+    ).toBe(true)
   })
 })

@@ -7,7 +7,6 @@ import { DOCKERCONFIG } from "./fixtures/templates.ts"
 
 const values = { username: "gitlab+deploy-token-7", token: "gldt-AbC_123-xyz" }
 
-
 const render = (src: string) => compileTemplate(src).render(values)
 const rejects = (src: string, pattern: RegExp) => {
   let error: unknown
@@ -70,7 +69,7 @@ describe("template subset", () => {
     rejects("{{ .token .username }}", /cannot take arguments/)
     rejects('{{ "x" | .token }}', /cannot receive a pipe/)
     rejects("{{ b64enc (.token }}", /unclosed "\("/)
-    rejects("{{ printf \"%s\" b64enc .token }}", /wrap it in parentheses/)
+    rejects('{{ printf "%s" b64enc .token }}', /wrap it in parentheses/)
   })
 })
 
@@ -80,7 +79,10 @@ describe("target validation", () => {
 
   it("accepts the plain target and the dockerconfigjson template", () => {
     assert.deepStrictEqual(problems(base), [])
-    assert.deepStrictEqual(problems({ ...base, template: { type: "kubernetes.io/dockerconfigjson", engineVersion: "v2", data: { ".dockerconfigjson": DOCKERCONFIG } } }), [])
+    assert.deepStrictEqual(
+      problems({ ...base, template: { type: "kubernetes.io/dockerconfigjson", engineVersion: "v2", data: { ".dockerconfigjson": DOCKERCONFIG } } }),
+      [],
+    )
   })
 
   it("names every field it refuses", () => {
@@ -89,7 +91,10 @@ describe("target validation", () => {
     assert.match(problems({ ...base, creationPolicy: "Merge", deletionPolicy: "Delete" })[0]!, /^target\.deletionPolicy: Delete must not be used/)
     assert.match(problems({ ...base, template: { templateFrom: [{ configMap: { name: "x" } }] } })[0]!, /^target\.template\.templateFrom: is not supported/)
     assert.match(problems({ ...base, template: { engineVersion: "v1" } })[0]!, /^target\.template\.engineVersion: only v2/)
-    assert.match(problems({ ...base, template: { data: { token: "{{ .token | sha256sum }}" } } })[0]!, /^target\.template\.data\["token"\]: unknown function "sha256sum"/)
+    assert.match(
+      problems({ ...base, template: { data: { token: "{{ .token | sha256sum }}" } } })[0]!,
+      /^target\.template\.data\["token"\]: unknown function "sha256sum"/,
+    )
     assert.match(problems({ ...base, template: { data: { "bad key": "x" } } })[0]!, /^target\.template\.data\["bad key"\]: is not a valid Secret key/)
     assert.match(
       problems({ ...base, template: { type: "kubernetes.io/dockerconfigjson", data: { ".dockerconfigjson": "{{ .token }}" } } })[0]!,

@@ -82,14 +82,22 @@ describe.concurrent("the seed's manifests", () => {
 describe.concurrent("GitlabDeployToken validation (kubectl apply is refused, naming the field)", () => {
   const { projectID: _p, ...noTarget } = validSpec
   const cases: ReadonlyArray<{ readonly name: string; readonly spec: Json; readonly expect: ReadonlyArray<string> }> = [
-    { name: "both projectID and groupID", spec: { ...validSpec, groupID: "7" }, expect: ["spec: Invalid value", "exactly one of projectID or groupID must be set"] },
+    {
+      name: "both projectID and groupID",
+      spec: { ...validSpec, groupID: "7" },
+      expect: ["spec: Invalid value", "exactly one of projectID or groupID must be set"],
+    },
     { name: "neither projectID nor groupID", spec: noTarget, expect: ["spec: Invalid value", "exactly one of projectID or groupID must be set"] },
     { name: "an empty projectID", spec: { ...validSpec, projectID: "" }, expect: ["spec.projectID", "should be at least 1 chars long"] },
     { name: "an empty groupID", spec: { ...noTarget, groupID: "" }, expect: ["spec.groupID", "should be at least 1 chars long"] },
     { name: "an empty name", spec: { ...validSpec, name: "" }, expect: ["spec.name", "should be at least 1 chars long"] },
     { name: "no scopes", spec: { ...validSpec, scopes: undefined }, expect: ["spec.scopes: Required value"] },
     { name: "an empty scope list", spec: { ...validSpec, scopes: [] }, expect: ["spec.scopes", "should have at least 1 items"] },
-    { name: "an unknown scope", spec: { ...validSpec, scopes: ["read_registry", "api"] }, expect: ['spec.scopes[1]: Unsupported value: "api"', "read_registry"] },
+    {
+      name: "an unknown scope",
+      spec: { ...validSpec, scopes: ["read_registry", "api"] },
+      expect: ['spec.scopes[1]: Unsupported value: "api"', "read_registry"],
+    },
     {
       name: "expiresAt and expiresAfter together",
       spec: { ...validSpec, expiresAt: "2099-01-01T00:00:00Z", expiresAfter: "720h" },
@@ -113,10 +121,7 @@ describe.concurrent("GitlabDeployToken validation (kubectl apply is refused, nam
 
   it("accepts a group target, expiresAfter of exactly 24h and gldt's optional extensions", async () => {
     const ns = await kube().newNamespace("extensions")
-    const r = await apply(
-      generator({ ...noTarget, groupID: "parent/group", expiresAfter: "24h", revokeGracePeriod: "15m", renewBeforeExpiry: "6h" }),
-      ns,
-    )
+    const r = await apply(generator({ ...noTarget, groupID: "parent/group", expiresAfter: "24h", revokeGracePeriod: "15m", renewBeforeExpiry: "6h" }), ns)
     expect(r.code, r.stderr).toBe(0)
   })
 
@@ -186,7 +191,10 @@ describe.concurrent("ExternalSecret", () => {
     expect(r.code, r.stderr).toBe(0)
     const got = await getJson(kube(), ["es", "full"], ns)
     const gotSpec = got.spec as Json
-    const expectedDataFrom = [spec.dataFrom[0], { sourceRef: { generatorRef: { ...dataFrom[0]!.sourceRef.generatorRef, apiVersion: "generators.external-secrets.io/v1alpha1" } } }]
+    const expectedDataFrom = [
+      spec.dataFrom[0],
+      { sourceRef: { generatorRef: { ...dataFrom[0]!.sourceRef.generatorRef, apiVersion: "generators.external-secrets.io/v1alpha1" } } },
+    ]
     expect(gotSpec).toEqual({ ...spec, dataFrom: expectedDataFrom })
   })
 

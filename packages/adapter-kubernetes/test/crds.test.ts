@@ -75,9 +75,15 @@ describe("generated CRDs", () => {
     const spec = openApiOf(GitlabDeployTokenSpec, { preserveUnknownFields: false }) as Obj
     const base = { projectID: "42", name: "n", scopes: ["read_registry"], auth: { token: { secretRef: { name: "api", key: "token" } } } }
     const limited = Object.entries(spec.properties as Obj).filter(([, s]) => typeof s.maxLength === "number")
-    assert.includeMembers(limited.map(([k]) => k), ["name", "username"])
+    assert.includeMembers(
+      limited.map(([k]) => k),
+      ["name", "username"],
+    )
     for (const [field, s] of limited) {
-      const at = (n: number) => validateSpec({ ...base, [field]: "a".repeat(n) }).problems.map(formatProblem).filter((p) => p.startsWith(`spec.${field}:`))
+      const at = (n: number) =>
+        validateSpec({ ...base, [field]: "a".repeat(n) })
+          .problems.map(formatProblem)
+          .filter((p) => p.startsWith(`spec.${field}:`))
       assert.deepStrictEqual(at(s.maxLength), [], `${field} at its limit`)
       assert.match(at(s.maxLength + 1).join("\n"), new RegExp(`is ${s.maxLength + 1} characters long; shorten it to at most ${s.maxLength}`), field)
     }

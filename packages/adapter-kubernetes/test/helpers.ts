@@ -33,11 +33,13 @@ export const startCluster = async (): Promise<Kube> => {
 }
 
 /** A service started once for a test file: the accessor fails clearly if used before it is ready. */
-const accessor = <A>(what: string, get: () => A | undefined) => (): A => {
-  const value = get()
-  if (value === undefined) throw new Error(`${what} not started`)
-  return value
-}
+const accessor =
+  <A>(what: string, get: () => A | undefined) =>
+  (): A => {
+    const value = get()
+    if (value === undefined) throw new Error(`${what} not started`)
+    return value
+  }
 
 /** Starts the control plane once for a test file (stopped after it). */
 export const useCluster = (): (() => Kube) => {
@@ -90,7 +92,9 @@ export const createExternalSecret = async (kube: Kube, namespace: string, name: 
     spec: {
       refreshInterval: "1h",
       target,
-      dataFrom: [{ sourceRef: { generatorRef: { apiVersion: "generators.external-secrets.io/v1alpha1", kind: "GitlabDeployToken", name: "gitlab-deploy-token" } } }],
+      dataFrom: [
+        { sourceRef: { generatorRef: { apiVersion: "generators.external-secrets.io/v1alpha1", kind: "GitlabDeployToken", name: "gitlab-deploy-token" } } },
+      ],
     },
   }
   await kube.kubectl(["apply", "-f", "-"], { namespace, input: JSON.stringify(manifest) })

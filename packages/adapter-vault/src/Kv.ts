@@ -74,7 +74,8 @@ export const kv = (client: VaultClient["Service"], mount: string) => {
           return typeof v === "number" ? v : 0
         }),
         Effect.catchIf(
-          (e): e is Extract<VaultError, { _tag: "VaultRequestFailed" }> => e._tag === "VaultRequestFailed" && e.status === 400 && /check-and-set/i.test(e.message),
+          (e): e is Extract<VaultError, { _tag: "VaultRequestFailed" }> =>
+            e._tag === "VaultRequestFailed" && e.status === 400 && /check-and-set/i.test(e.message),
           () => Effect.succeed(CAS_MISMATCH),
         ),
       )

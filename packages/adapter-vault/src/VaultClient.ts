@@ -207,7 +207,10 @@ const makeClient = (options: VaultClientOptions): Effect.Effect<VaultClient["Ser
       ...(auth.method === "approle" ? [Redacted.value(auth.secretId)] : []),
       ...(session ? [Redacted.value(session.token)] : []),
     ]
-    const scrub = (s: string) => secrets().filter((v) => v.length >= 4).reduce((m, v) => m.split(v).join("[redacted]"), s)
+    const scrub = (s: string) =>
+      secrets()
+        .filter((v) => v.length >= 4)
+        .reduce((m, v) => m.split(v).join("[redacted]"), s)
 
     let session: Session | undefined
     const sessionLock = Semaphore.makeUnsafe(1)
@@ -331,7 +334,9 @@ const makeClient = (options: VaultClientOptions): Effect.Effect<VaultClient["Ser
         return yield* new VaultAuthFailed({ method: auth.method, message: `Vault refused the ${auth.method} login at ${path} (${ex.status}: ${why}); ${hint}` })
       }
       const s = yield* fromAuth(readBody(ex), now, auth.method)
-      yield* Effect.logInfo(`vault: logged in with ${auth.method} at auth/${authMount} (lease ${Math.round(s.leaseMs / 1000)} s${s.renewable ? ", renewable" : ""})`)
+      yield* Effect.logInfo(
+        `vault: logged in with ${auth.method} at auth/${authMount} (lease ${Math.round(s.leaseMs / 1000)} s${s.renewable ? ", renewable" : ""})`,
+      )
       return s
     })
 
@@ -382,8 +387,7 @@ const makeClient = (options: VaultClientOptions): Effect.Effect<VaultClient["Ser
       )
 
     /** Does the token still look itself up? false means it is expired, revoked or unknown. */
-    const tokenAlive = (token: Redacted.Redacted<string>) =>
-      Effect.map(exchange("GET", "auth/token/lookup-self", undefined, token), (ex) => ex.status === 200)
+    const tokenAlive = (token: Redacted.Redacted<string>) => Effect.map(exchange("GET", "auth/token/lookup-self", undefined, token), (ex) => ex.status === 200)
 
     const request = (req: VaultRequest): Effect.Effect<VaultAnswer, VaultError> =>
       Effect.gen(function* () {

@@ -83,7 +83,8 @@ export const make = (options: VaultSinkOptions) =>
         if (keep !== undefined && (!Number.isSafeInteger(keep) || keep < 1)) {
           return yield* Effect.fail(new SinkError({ key, message: `keepVersions must be a positive integer (got ${keep})` }))
         }
-        if (path === "") return yield* Effect.fail(new SinkError({ key, message: `the Vault sink needs a secret path under the mount (vault:${store.mount}/PATH)` }))
+        if (path === "")
+          return yield* Effect.fail(new SinkError({ key, message: `the Vault sink needs a secret path under the mount (vault:${store.mount}/PATH)` }))
         yield* client.requireKv2(store.mount).pipe(Effect.mapError(fail(key)))
         const caps = yield* client.capabilities([dataPath, metadataPath]).pipe(Effect.mapError(fail(key)))
         const problems: string[] = []
@@ -112,25 +113,32 @@ export const make = (options: VaultSinkOptions) =>
           yield* store
             .writeMetadata(path, { ...others, ...previous, [META.nextTokenId]: String(credential.tokenId), [META.nextVersion]: String(current + 1) }, keep)
             .pipe(Effect.mapError(fail(key)))
-          const written = yield* store
-            .write(path, { username: credential.username, token: revealToken(credential) }, current)
-            .pipe(Effect.mapError(fail(key)))
+          const written = yield* store.write(path, { username: credential.username, token: revealToken(credential) }, current).pipe(Effect.mapError(fail(key)))
           if (written === CAS_MISMATCH) {
             // Someone wrote the path meanwhile: plan again from its new version (bounded).
             if (attempt < ATTEMPTS) continue
-            return yield* Effect.fail(new SinkError({ key, message: `Vault sink ${dataPath}: the path kept changing under gldt's writes (${ATTEMPTS} attempts); is another writer using it?` }))
+            return yield* Effect.fail(
+              new SinkError({
+                key,
+                message: `Vault sink ${dataPath}: the path kept changing under gldt's writes (${ATTEMPTS} attempts); is another writer using it?`,
+              }),
+            )
           }
           yield* store
-            .writeMetadata(path, {
-              ...others,
-              [META.tokenId]: String(credential.tokenId),
-              [META.version]: String(written),
-              [META.expiresAt]: credential.expiresAt ?? "never",
-              [META.gitlabUrl]: credential.gitlabUrl,
-              [META.username]: credential.username,
-              [META.key]: key,
-              [META.deliveredAt]: new Date(now).toISOString(),
-            }, keep)
+            .writeMetadata(
+              path,
+              {
+                ...others,
+                [META.tokenId]: String(credential.tokenId),
+                [META.version]: String(written),
+                [META.expiresAt]: credential.expiresAt ?? "never",
+                [META.gitlabUrl]: credential.gitlabUrl,
+                [META.username]: credential.username,
+                [META.key]: key,
+                [META.deliveredAt]: new Date(now).toISOString(),
+              },
+              keep,
+            )
             .pipe(Effect.mapError(fail(key)))
           return
         }
@@ -144,8 +152,10 @@ export const make = (options: VaultSinkOptions) =>
         if (latest === undefined || latest.deleted || latest.destroyed) return { _tag: "Empty" } satisfies Held
         const c = meta.customMetadata
         const version = String(meta.currentVersion)
-        if (c[META.version] === version && Number.isSafeInteger(Number(c[META.tokenId]))) return { _tag: "Holds", tokenId: Number(c[META.tokenId]) } satisfies Held
-        if (c[META.nextVersion] === version && Number.isSafeInteger(Number(c[META.nextTokenId]))) return { _tag: "Holds", tokenId: Number(c[META.nextTokenId]) } satisfies Held
+        if (c[META.version] === version && Number.isSafeInteger(Number(c[META.tokenId])))
+          return { _tag: "Holds", tokenId: Number(c[META.tokenId]) } satisfies Held
+        if (c[META.nextVersion] === version && Number.isSafeInteger(Number(c[META.nextTokenId])))
+          return { _tag: "Holds", tokenId: Number(c[META.nextTokenId]) } satisfies Held
         // A version gldt did not write: holds no token gldt knows.
         return { _tag: "Holds", tokenId: 0 } satisfies Held
       })

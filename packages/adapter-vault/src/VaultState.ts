@@ -97,7 +97,9 @@ export const make = (options: VaultStateOptions) =>
         // Deleted or destroyed by hand, or removed by gldt: no record; a new one follows that version.
         if (data === null || data.gldt === TAG_REMOVED) {
           if (data !== null && data.key !== key) {
-            return yield* Effect.fail(new StateError({ key, message: `${where(key)} holds a tombstone of key ${JSON.stringify(data.key)}, not ${JSON.stringify(key)}; ${hint}` }))
+            return yield* Effect.fail(
+              new StateError({ key, message: `${where(key)} holds a tombstone of key ${JSON.stringify(data.key)}, not ${JSON.stringify(key)}; ${hint}` }),
+            )
           }
           return { kind: "none", base: info.version } satisfies Stored
         }

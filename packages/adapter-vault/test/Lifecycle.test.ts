@@ -104,7 +104,12 @@ describe("lifecycle over VaultState + VaultSink", () => {
     expect(liveOurs(g().sim)).toEqual([])
     expect(await recordOf(v(), w.prefix, key)).toBeUndefined()
 
-    const secrets = [g().pat, ...g().sim.tokens({ includeDeleted: true }).map((t) => t.token)]
+    const secrets = [
+      g().pat,
+      ...g()
+        .sim.tokens({ includeDeleted: true })
+        .map((t) => t.token),
+    ]
     const stored = (await stateHistory(v(), w.prefix, key)).join("\n")
     const metadata = JSON.stringify(await api(v(), "GET", `secret/metadata/${w.path}`))
     const vaultLog = readFileSync(v().logPath, "utf8")
@@ -121,7 +126,8 @@ describe("lifecycle over VaultState + VaultSink", () => {
     {
       name: "the State policy turns read-only",
       expected: "permission denied on secret/data/",
-      break: async (server: Vault, w: World) => setPolicy(server, w.policy, `path "secret/data/${w.prefix}/*" { capabilities = ["read"] }\n${sinkPolicy(w.path)}`),
+      break: async (server: Vault, w: World) =>
+        setPolicy(server, w.policy, `path "secret/data/${w.prefix}/*" { capabilities = ["read"] }\n${sinkPolicy(w.path)}`),
       repair: async (server: Vault, w: World) => setPolicy(server, w.policy, `${statePolicy(w.prefix)}\n${sinkPolicy(w.path)}`),
     },
     {
@@ -147,14 +153,20 @@ describe("lifecycle over VaultState + VaultSink", () => {
       const job = jobFor(g(), key, { policy: { createSettleMs: 1_000 } })
       const first = await exec(w, reconcile(job))
       const t1 = first.currentTokenId!
-      const before = new Set(g().sim.tokens().map((t) => t.id))
+      const before = new Set(
+        g()
+          .sim.tokens()
+          .map((t) => t.id),
+      )
 
       // The create is applied at once but answered 1.5 s later; meanwhile Vault stops taking the state write.
       g().sim.faults.add({ kind: "latency", method: "POST", path: "deploy_tokens$", ms: 1_500, phase: "after", times: 1 })
       const rotating = exec(w, Effect.flip(rotate(job, Date.now() + 1)))
       let minted: number | undefined
       for (let i = 0; i < 100 && minted === undefined; i++) {
-        minted = g().sim.tokens().find((t) => !before.has(t.id))?.id
+        minted = g()
+          .sim.tokens()
+          .find((t) => !before.has(t.id))?.id
         if (minted === undefined) await sleep(20)
       }
       expect(minted).toBeDefined()
@@ -174,7 +186,11 @@ describe("lifecycle over VaultState + VaultSink", () => {
       const recovered = await exec(w, recover(job, { graceMs: 0, createSettleMs: 1_000, waitForSettle: true }))
       if (!revokedAtOnce) expect(recovered.actions.filter((a) => a.tokenId === minted).map((a) => a.action)).toEqual(["recovered", "revoked"])
       expect(liveOurs(g().sim).map((t) => t.id)).not.toContain(minted)
-      expect(g().sim.requests().some((r) => r.method === "DELETE" && r.path.endsWith(`/deploy_tokens/${minted}`) && r.status === 204)).toBe(true)
+      expect(
+        g()
+          .sim.requests()
+          .some((r) => r.method === "DELETE" && r.path.endsWith(`/deploy_tokens/${minted}`) && r.status === 204),
+      ).toBe(true)
       const tracked = new Set([t1])
       const leaks = liveOurs(g().sim).filter((t) => t.ownerId === 42 && !tracked.has(t.id) && !before.has(t.id))
       expect(leaks).toEqual([])

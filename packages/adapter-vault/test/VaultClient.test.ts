@@ -175,7 +175,6 @@ describe("namespace", () => {
   })
 })
 
-
 describe("TLS", () => {
   let tlsVault: Vault | undefined
   beforeAll(async () => {

@@ -30,7 +30,11 @@ let counter = 0
 export const unique = (prefix: string) => `${prefix}-${process.pid}-${++counter}`
 
 /** Writes a policy and returns a token holding only it (plus `default`). */
-export const tokenWithPolicy = async (vault: Vault, hcl: string, options: { ttl?: string; renewable?: boolean; explicitMaxTtl?: string } = {}): Promise<string> => {
+export const tokenWithPolicy = async (
+  vault: Vault,
+  hcl: string,
+  options: { ttl?: string; renewable?: boolean; explicitMaxTtl?: string } = {},
+): Promise<string> => {
   const name = unique("policy")
   await api(vault, "PUT", `sys/policies/acl/${name}`, { policy: hcl })
   const body = (await api(vault, "POST", "auth/token/create", {

@@ -137,18 +137,7 @@ export const renderFieldTable = (rows: ReadonlyArray<FieldRow> = fieldRows()): s
     "| Field | Type | Required | Description | Constraints |",
     "|---|---|---|---|---|",
     ...rows.map((r) =>
-      [
-        "",
-        code(r.path) + (r.extension ? " (gldt)" : ""),
-        r.type,
-        r.required ? "yes" : "",
-        r.description,
-        r.rules.join("; "),
-        "",
-      ]
-        .map(cell)
-        .join(" | ")
-        .trim(),
+      ["", code(r.path) + (r.extension ? " (gldt)" : ""), r.type, r.required ? "yes" : "", r.description, r.rules.join("; "), ""].map(cell).join(" | ").trim(),
     ),
   ].join("\n")
 

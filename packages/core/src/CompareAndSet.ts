@@ -64,5 +64,4 @@ export const checkRecordToSave = (key: string, record: StateRecord): Effect.Effe
  * A State whose writes compare-and-set alone guards (Kubernetes, Vault): `withLock` takes no lock.
  * Two writers may then decide at once; one save wins, the other replays its decision (`modify`).
  */
-export const withoutLock = (service: Omit<State["Service"], "withLock">): State["Service"] =>
-  State.of({ ...service, withLock: (_key, effect) => effect })
+export const withoutLock = (service: Omit<State["Service"], "withLock">): State["Service"] => State.of({ ...service, withLock: (_key, effect) => effect })

@@ -63,12 +63,7 @@ export const withResolvedTarget = (r: StateRecord, key: string, id: string): Sta
 
 /** Every token id the record answers for: current, pending, retiring and suspects. */
 export const trackedIds = (r: StateRecord): Set<number> =>
-  new Set([
-    ...(r.current ? [r.current.id] : []),
-    ...(r.pending ? [r.pending.id] : []),
-    ...r.retiring.map((t) => t.id),
-    ...r.suspects.map((s) => s.id),
-  ])
+  new Set([...(r.current ? [r.current.id] : []), ...(r.pending ? [r.pending.id] : []), ...r.retiring.map((t) => t.id), ...r.suspects.map((s) => s.id)])
 
 /** Records `id` as seen at `l` (the watermark only rises; the key is present afterwards). */
 export const withWatermark = (r: StateRecord, l: Location, id: number): StateRecord => {
@@ -87,16 +82,11 @@ export const renewMargin = (spec: DeployTokenSpec, lifetimeMs: number): number =
 /** A token's expiry in ms, for scheduling renewal (the fingerprint only ever moves it earlier). */
 const expiryMs = (t: TokenRecord): number | undefined => (t.expiresAt === null ? undefined : Date.parse(t.expiresAt))
 
-export const sameScopes = (a: ReadonlyArray<string>, b: ReadonlyArray<string>) =>
-  a.length === b.length && [...a].sort().every((s, i) => s === [...b].sort()[i])
+export const sameScopes = (a: ReadonlyArray<string>, b: ReadonlyArray<string>) => a.length === b.length && [...a].sort().every((s, i) => s === [...b].sort()[i])
 
 /** When a failed revocation may be tried again: exponential back-off with jitter, or later if GitLab asked. */
 export const revokeRetryAt = (now: number, attempts: number, jitter: number, retryAfterMs?: number): number =>
-  now +
-  Math.max(
-    Math.round(Math.min(REVOKE_BACKOFF_CAP_MS, REVOKE_BACKOFF_BASE_MS * 2 ** Math.max(0, attempts - 1)) * jitter),
-    retryAfterMs ?? 0,
-  )
+  now + Math.max(Math.round(Math.min(REVOKE_BACKOFF_CAP_MS, REVOKE_BACKOFF_BASE_MS * 2 ** Math.max(0, attempts - 1)) * jitter), retryAfterMs ?? 0)
 
 /** Drops suspects at `location` that the target no longer lists: they are gone, nothing to decide. */
 export const withoutVanished = (suspects: ReadonlyArray<Suspect>, location: Location, listed: ReadonlySet<number>) =>
@@ -106,10 +96,7 @@ export const withoutVanished = (suspects: ReadonlyArray<Suspect>, location: Loca
 export const candidatesFor = (intent: Intent, tokens: ReadonlyArray<DeployToken>): ReadonlyArray<DeployToken> =>
   tokens.filter(
     (t) =>
-      t.id > intent.watermark &&
-      t.name === intent.name &&
-      (intent.username === null || t.username === intent.username) &&
-      sameScopes(t.scopes, intent.scopes),
+      t.id > intent.watermark && t.name === intent.name && (intent.username === null || t.username === intent.username) && sameScopes(t.scopes, intent.scopes),
   )
 
 export interface IntentEvidence {
@@ -208,12 +195,7 @@ export const promote = (r: StateRecord, token: TokenRecord, now: number, graceMs
 })
 
 /** A token minted by an interrupted run (pending): promoted if the sink holds it, else retired. */
-export const settlePending = (
-  r: StateRecord,
-  held: Held,
-  now: number,
-  graceMs: number,
-): { readonly record: StateRecord; readonly done: Done } | undefined => {
+export const settlePending = (r: StateRecord, held: Held, now: number, graceMs: number): { readonly record: StateRecord; readonly done: Done } | undefined => {
   if (r.pending === undefined) return undefined
   const pending = r.pending
   const { pending: _p, ...rest } = r

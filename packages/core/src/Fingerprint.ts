@@ -70,7 +70,6 @@ export const compareFingerprint = (intentExpiresAt: string | null, listed: strin
   const theirs = Date.parse(listed)
   const mine = Date.parse(intentExpiresAt)
   if (theirs === mine) return "ours"
-  const truncated =
-    theirs % 1000 === 0 && (Math.floor(theirs / 1000) === Math.floor(mine / 1000) || theirs === Math.floor(mine / DAY) * DAY)
+  const truncated = theirs % 1000 === 0 && (Math.floor(theirs / 1000) === Math.floor(mine / 1000) || theirs === Math.floor(mine / DAY) * DAY)
   return truncated ? "suspect" : "foreign"
 }

@@ -190,8 +190,7 @@ const resolveIntent = (ctx: Ctx, intent: Intent) =>
     const tokens = yield* gitlab.list(connectionFor(ctx.job.connection, intent.location), intent.location.target)
     const now = yield* Clock.currentTimeMillis
     // Only read the other keys when something could be confused with theirs.
-    const others =
-      candidatesFor(intent, tokens).length === 0 ? { ids: new Set<number>(), intents: new Set<string>() } : yield* otherKeys(ctx.job.key)
+    const others = candidatesFor(intent, tokens).length === 0 ? { ids: new Set<number>(), intents: new Set<string>() } : yield* otherKeys(ctx.job.key)
     const evidence = {
       tokens,
       othersTrack: others.ids,
@@ -582,8 +581,7 @@ export const reconcile = (job: Job): Effect.Effect<Report, LifecycleFailure, Sta
 /**
  * Rotates now unless a token was minted at or after `requestedAt` (so two concurrent requests mint once).
  */
-export const rotate = (job: Job, requestedAt: number): Effect.Effect<Report, LifecycleFailure, State | Sink | GitLab> =>
-  run(job, requestedAt)
+export const rotate = (job: Job, requestedAt: number): Effect.Effect<Report, LifecycleFailure, State | Sink | GitLab> => run(job, requestedAt)
 
 export interface RecoverOptions {
   readonly graceMs?: number | undefined
@@ -779,7 +777,11 @@ export const sweep = (job: Pick<Job, "key" | "connection" | "spec">) =>
     const location = yield* resolveLocation(job)
     const { record } = yield* load(job.key)
     const tokens = yield* gitlab.list(connectionFor(job.connection, location), location.target)
-    const tracked = new Set([...(record.current ? [record.current.id] : []), ...(record.pending ? [record.pending.id] : []), ...record.retiring.map((t) => t.id)])
+    const tracked = new Set([
+      ...(record.current ? [record.current.id] : []),
+      ...(record.pending ? [record.pending.id] : []),
+      ...record.retiring.map((t) => t.id),
+    ])
     const suspects = new Set(record.suspects.map((s) => s.id))
     return tokens
       .filter(

@@ -73,9 +73,9 @@ const readGenerator = (doc: Obj, where: string, problems: Problem[], options: Va
 const generatorRefs = (doc: Obj): Array<{ kind: unknown; name: unknown; apiVersion: unknown }> => {
   const spec = isObj(doc.spec) ? doc.spec : {}
   const dataFrom = Array.isArray(spec.dataFrom) ? spec.dataFrom : []
-  return dataFrom.flatMap((d) =>
-    isObj(d) && isObj(d.sourceRef) && isObj(d.sourceRef.generatorRef) ? [d.sourceRef.generatorRef as Obj] : [],
-  ).map((r) => ({ kind: r.kind, name: r.name, apiVersion: r.apiVersion }))
+  return dataFrom
+    .flatMap((d) => (isObj(d) && isObj(d.sourceRef) && isObj(d.sourceRef.generatorRef) ? [d.sourceRef.generatorRef as Obj] : []))
+    .map((r) => ({ kind: r.kind, name: r.name, apiVersion: r.apiVersion }))
 }
 
 const readConsumer = (doc: Obj, where: string, generator: GeneratorManifest | undefined, problems: Problem[]): ConsumerManifest | undefined => {
@@ -85,7 +85,10 @@ const readConsumer = (doc: Obj, where: string, generator: GeneratorManifest | un
   if (spec.refreshInterval !== undefined) {
     const ms = typeof spec.refreshInterval === "string" ? parseGoDuration(spec.refreshInterval) : undefined
     if (ms === undefined) {
-      problems.push({ path: `${where}.spec.refreshInterval`, message: `"${String(spec.refreshInterval)}" is not a duration; write it like 1h or 30m (0s = never refresh)` })
+      problems.push({
+        path: `${where}.spec.refreshInterval`,
+        message: `"${String(spec.refreshInterval)}" is not a duration; write it like 1h or 30m (0s = never refresh)`,
+      })
     } else refreshIntervalMs = ms
   }
   const policy = spec.refreshPolicy ?? "Periodic"

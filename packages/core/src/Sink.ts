@@ -57,8 +57,7 @@ export const layerMemory: Layer.Layer<Sink | MemorySink> = Layer.effect(
   Sink,
   Effect.gen(function* () {
     const mem = yield* MemorySink
-    const guard = (key: string) =>
-      mem.broken.has(key) ? Effect.fail(new SinkError({ key, message: "target is not writable (test)" })) : Effect.void
+    const guard = (key: string) => (mem.broken.has(key) ? Effect.fail(new SinkError({ key, message: "target is not writable (test)" })) : Effect.void)
     return Sink.of({
       check: guard,
       deliver: (key, credential) =>

@@ -43,10 +43,7 @@ export interface Problem {
 
 export type Target = { readonly kind: "project" | "group"; readonly id: string }
 
-export type Expiry =
-  | { readonly kind: "none" }
-  | { readonly kind: "at"; readonly at: number }
-  | { readonly kind: "after"; readonly ms: number }
+export type Expiry = { readonly kind: "none" } | { readonly kind: "at"; readonly at: number } | { readonly kind: "after"; readonly ms: number }
 
 export interface SecretKeyRef {
   readonly name: string

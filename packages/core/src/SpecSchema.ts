@@ -49,10 +49,8 @@ export const USERNAME_PATTERN = /^[a-zA-Z0-9.+_-]+$/
  */
 export const FIELD_DOCS = {
   url: "URL of the GitLab instance. Defaults to https://gitlab.com. https only unless plain HTTP is explicitly allowed.",
-  projectID:
-    "Numeric ID or unescaped path (e.g. group/project) of the project. Do not pre-encode. Mutually exclusive with groupID.",
-  groupID:
-    "Numeric ID or unescaped path (e.g. parent/group) of the group. Do not pre-encode. Mutually exclusive with projectID.",
+  projectID: "Numeric ID or unescaped path (e.g. group/project) of the project. Do not pre-encode. Mutually exclusive with groupID.",
+  groupID: "Numeric ID or unescaped path (e.g. parent/group) of the group. Do not pre-encode. Mutually exclusive with projectID.",
   name: "Name of the deploy token (at most 255 characters). The same name is reused on every rotation.",
   scopes: "Scopes granted to the deploy token. At least one scope is required.",
   expiresAt: "Optional absolute expiry (RFC 3339). Must be in the future and before 2999-01-01. Mutually exclusive with expiresAfter.",
@@ -60,12 +58,10 @@ export const FIELD_DOCS = {
     "Optional relative expiry (Go duration, at least 24h, at most 876000h = 100 years): each token expires this long after it is minted. Mutually exclusive with expiresAt.",
   username:
     "Optional username (letters, digits, '_', '-', '+', '.'; at most 255). Set it so rotation changes only the password; GitLab defaults to gitlab+deploy-token-{n}.",
-  revokeGracePeriod:
-    "Optional Go duration: how long a replaced token stays valid after its successor was delivered. Default 15m.",
+  revokeGracePeriod: "Optional Go duration: how long a replaced token stays valid after its successor was delivered. Default 15m.",
   renewBeforeExpiry:
     "Optional Go duration: rotate this long before a token's own expiry; at most half of expiresAfter (a larger margin is clamped to half the token's lifetime). Default: a third of its lifetime, at most 24h.",
-  caBundle:
-    "Optional base64-encoded PEM bundle of CAs to trust for a self-managed GitLab (the CLI also takes it unencoded).",
+  caBundle: "Optional base64-encoded PEM bundle of CAs to trust for a self-managed GitLab (the CLI also takes it unencoded).",
   caProvider: "Optional reference to a Secret or ConfigMap key holding a PEM CA bundle, in the consumer's namespace.",
   auth: "How to authenticate to the GitLab API: a Secret key holding an access token with the api scope and at least the Maintainer role on the target.",
 } as const
@@ -202,7 +198,11 @@ const rule = <T>(problem: (value: T) => string | undefined) => Schema.makeFilter
 const described = (description: string, messages?: FieldMessages) =>
   Schema.String.annotate(messages === undefined ? { description } : { description, messages })
 
-const duration = (description: string, cel: CelRule, bounds?: { readonly min: { readonly ms: number; readonly text: string }; readonly maxMs: number; readonly max: string }) =>
+const duration = (
+  description: string,
+  cel: CelRule,
+  bounds?: { readonly min: { readonly ms: number; readonly text: string }; readonly maxMs: number; readonly max: string },
+) =>
   Schema.String.annotate({ description, "x-kubernetes-validations": [cel], messages: { pattern: notADuration } }).pipe(
     Schema.check(
       Schema.isPattern(GO_DURATION),
@@ -251,7 +251,9 @@ const nameAndKey = Schema.makeFilter<{ readonly name?: string; readonly key?: st
   ...(ref.key === undefined ? [{ path: ["key"], issue: "is required" }] : []),
 ])
 
-const kubeName = rule<string>((v) => (v === "" || DNS_SUBDOMAIN.test(v) ? undefined : "must be a Kubernetes object name (lowercase letters, digits, '-' and '.')"))
+const kubeName = rule<string>((v) =>
+  v === "" || DNS_SUBDOMAIN.test(v) ? undefined : "must be a Kubernetes object name (lowercase letters, digits, '-' and '.')",
+)
 const secretKey = rule<string>((v) => (v === "" || SECRET_KEY.test(v) ? undefined : "may contain only letters, digits, '-', '_' and '.'"))
 const namespaceName = rule<string>((v) => (v === "" || DNS_LABEL.test(v) ? undefined : "must be a Kubernetes namespace name"))
 
@@ -267,11 +269,13 @@ export const makeGitlabDeployTokenSpec = (options: SpecRuleOptions = {}) =>
           "SecretKeySelector is a reference to a specific 'key' within a Secret resource.\nIn some instances, `key` is a required field.",
           { type: SECRET_REF_MISSING },
         ).pipe(Schema.check(nameAndKey), Schema.annotateKey(secretRefMissing)),
-      }).annotate({
-        description:
-          "Token references a secret containing a GitLab access token (personal, group, or\nproject) with the api scope and at least the Maintainer role on the target.",
-        messages: { type: SECRET_REF_MISSING, path: "auth.token.secretRef" },
-      }).pipe(Schema.annotateKey(secretRefMissing)),
+      })
+        .annotate({
+          description:
+            "Token references a secret containing a GitLab access token (personal, group, or\nproject) with the api scope and at least the Maintainer role on the target.",
+          messages: { type: SECRET_REF_MISSING, path: "auth.token.secretRef" },
+        })
+        .pipe(Schema.annotateKey(secretRefMissing)),
     })
       .annotate({
         description: FIELD_DOCS.auth,
@@ -309,7 +313,9 @@ export const makeGitlabDeployTokenSpec = (options: SpecRuleOptions = {}) =>
         messages: { type: "must be a list, e.g. [read_registry]", empty: `must not be empty; list at least one of ${scopeList}` },
       })
       .pipe(Schema.check(Schema.isMinLength(1)), Schema.annotateKey({ messageMissingKey: `is required; list at least one of ${scopeList}` })),
-    url: Schema.optionalKey(described(FIELD_DOCS.url).pipe(Schema.check(rule<string>((v) => (v === "" ? undefined : gitlabUrlProblem(v, options.allowHttp ?? false)))))),
+    url: Schema.optionalKey(
+      described(FIELD_DOCS.url).pipe(Schema.check(rule<string>((v) => (v === "" ? undefined : gitlabUrlProblem(v, options.allowHttp ?? false))))),
+    ),
     username: Schema.optionalKey(
       described(FIELD_DOCS.username, { pattern: "may contain only letters, digits, '_', '-', '+' and '.' (GitLab rejects anything else)" }).pipe(
         Schema.check(Schema.isMaxLength(255), Schema.isPattern(USERNAME_OR_EMPTY)),
@@ -317,11 +323,15 @@ export const makeGitlabDeployTokenSpec = (options: SpecRuleOptions = {}) =>
     ),
     // gldt's extensions
     expiresAfter: extension(
-      duration(FIELD_DOCS.expiresAfter, { rule: "duration(self) >= duration('24h')", message: "expiresAfter must be at least 24h" }, {
-        min: { ms: MIN_EXPIRES_AFTER_MS, text: "24h" },
-        maxMs: MAX_EXPIRES_AFTER_MS,
-        max: "876000h (100 years)",
-      }),
+      duration(
+        FIELD_DOCS.expiresAfter,
+        { rule: "duration(self) >= duration('24h')", message: "expiresAfter must be at least 24h" },
+        {
+          min: { ms: MIN_EXPIRES_AFTER_MS, text: "24h" },
+          maxMs: MAX_EXPIRES_AFTER_MS,
+          max: "876000h (100 years)",
+        },
+      ),
     ),
     revokeGracePeriod: extension(
       duration(FIELD_DOCS.revokeGracePeriod, { rule: "duration(self) >= duration('0s')", message: "revokeGracePeriod must be a duration like 15m" }),
@@ -331,7 +341,11 @@ export const makeGitlabDeployTokenSpec = (options: SpecRuleOptions = {}) =>
     ),
     caBundle: extension(
       Schema.String.annotate({ description: FIELD_DOCS.caBundle, format: "byte" }).pipe(
-        Schema.check(rule<string>((v) => (v === "" ? "must not be empty" : pemOf(v) === undefined ? "is not a PEM certificate bundle (plain or base64-encoded)" : undefined))),
+        Schema.check(
+          rule<string>((v) =>
+            v === "" ? "must not be empty" : pemOf(v) === undefined ? "is not a PEM certificate bundle (plain or base64-encoded)" : undefined,
+          ),
+        ),
       ),
     ),
     caProvider: extension(

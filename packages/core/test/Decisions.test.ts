@@ -51,7 +51,14 @@ const listed = fc.record({
   name: fc.constantFrom("eso-managed", "other"),
   username: fc.constantFrom("eso", "someone"),
   scopes: fc.constantFrom(["read_registry"], ["read_repository"]),
-  expiresAt: fc.constantFrom<string | null>(MARK, "2999-05-06T07:08:09.000Z", "2999-05-06T00:00:00.000Z", "2999-05-06T07:08:09.124Z", null, "2030-01-01T00:00:00.000Z"),
+  expiresAt: fc.constantFrom<string | null>(
+    MARK,
+    "2999-05-06T07:08:09.000Z",
+    "2999-05-06T00:00:00.000Z",
+    "2999-05-06T07:08:09.124Z",
+    null,
+    "2030-01-01T00:00:00.000Z",
+  ),
   revoked: fc.constant(false),
   expired: fc.constant(false),
 })
@@ -60,52 +67,64 @@ const uniqueById = (ts: ReadonlyArray<DeployToken>) => [...new Map(ts.map((t) =>
 describe("resolveIntentDecision (the suspect rule)", () => {
   it("never recovers more than one token, only an exact, untracked mark above the watermark, and never another key's token", () => {
     fc.assert(
-      fc.property(fc.array(listed, { maxLength: 12 }), fc.uniqueArray(fc.integer({ min: 1, max: 200 }), { maxLength: 6 }), fc.boolean(), (raw, others, settled) => {
-        const tokens = uniqueById(raw)
-        const othersTrack = new Set(others)
-        const decided = resolveIntentDecision(record(), intent, { tokens, othersTrack, sharedMark: false, now: 5, settled })
-        if (decided === undefined) return
-        const recovered = decided.done.filter((d) => d.action === "recovered").map((d) => d.tokenId)
-        const suspected = decided.done.filter((d) => d.action === "suspected").map((d) => d.tokenId)
-        assert.isAtMost(recovered.length, 1)
-        for (const id of [...recovered, ...suspected]) {
-          const t = tokens.find((x) => x.id === id)!
-          assert.isAbove(t.id, intent.watermark)
-          assert.isFalse(othersTrack.has(id), "another key's token is never ours nor a suspect of ours")
-          assert.strictEqual(t.name, intent.name)
-        }
-        for (const id of recovered) assert.strictEqual(tokens.find((x) => x.id === id)!.expiresAt, MARK)
-        // A mark that differs below the second, or no expiry at all, is someone else's: never a suspect.
-        for (const id of suspected) {
-          const e = tokens.find((x) => x.id === id)!.expiresAt
-          assert.notStrictEqual(e, null)
-          assert.notStrictEqual(e, "2999-05-06T07:08:09.124Z")
-        }
-        // A single exact match is certain: no suspect beside it unless GitLab dropped precision on another.
-        if (recovered.length === 1) assert.isFalse(suspected.includes(recovered[0]!))
-        assert.isUndefined(decided.record.intent)
-      }),
+      fc.property(
+        fc.array(listed, { maxLength: 12 }),
+        fc.uniqueArray(fc.integer({ min: 1, max: 200 }), { maxLength: 6 }),
+        fc.boolean(),
+        (raw, others, settled) => {
+          const tokens = uniqueById(raw)
+          const othersTrack = new Set(others)
+          const decided = resolveIntentDecision(record(), intent, { tokens, othersTrack, sharedMark: false, now: 5, settled })
+          if (decided === undefined) return
+          const recovered = decided.done.filter((d) => d.action === "recovered").map((d) => d.tokenId)
+          const suspected = decided.done.filter((d) => d.action === "suspected").map((d) => d.tokenId)
+          assert.isAtMost(recovered.length, 1)
+          for (const id of [...recovered, ...suspected]) {
+            const t = tokens.find((x) => x.id === id)!
+            assert.isAbove(t.id, intent.watermark)
+            assert.isFalse(othersTrack.has(id), "another key's token is never ours nor a suspect of ours")
+            assert.strictEqual(t.name, intent.name)
+          }
+          for (const id of recovered) assert.strictEqual(tokens.find((x) => x.id === id)!.expiresAt, MARK)
+          // A mark that differs below the second, or no expiry at all, is someone else's: never a suspect.
+          for (const id of suspected) {
+            const e = tokens.find((x) => x.id === id)!.expiresAt
+            assert.notStrictEqual(e, null)
+            assert.notStrictEqual(e, "2999-05-06T07:08:09.124Z")
+          }
+          // A single exact match is certain: no suspect beside it unless GitLab dropped precision on another.
+          if (recovered.length === 1) assert.isFalse(suspected.includes(recovered[0]!))
+          assert.isUndefined(decided.record.intent)
+        },
+      ),
     )
   })
 
   it("drops suspects the target no longer lists, keeps the ones it does", () => {
     fc.assert(
-      fc.property(fc.uniqueArray(fc.integer({ min: 1, max: 50 }), { maxLength: 8 }), fc.uniqueArray(fc.integer({ min: 1, max: 50 }), { maxLength: 8 }), (had, still) => {
-        const suspects = had.map((id) => ({ id, location, name: "eso-managed", username: "eso", generation: 1, foundAt: 0 }))
-        const tokens = still.map((id): DeployToken => ({ id, name: "x", username: "x", scopes: [], expiresAt: null, revoked: false, expired: false }))
-        const decided = resolveIntentDecision(record({ suspects }), intent, { tokens, othersTrack: new Set(), sharedMark: false, now: 1, settled: true })!
-        assert.deepStrictEqual(
-          decided.record.suspects.map((s) => s.id),
-          had.filter((id) => still.includes(id)),
-        )
-      }),
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 1, max: 50 }), { maxLength: 8 }),
+        fc.uniqueArray(fc.integer({ min: 1, max: 50 }), { maxLength: 8 }),
+        (had, still) => {
+          const suspects = had.map((id) => ({ id, location, name: "eso-managed", username: "eso", generation: 1, foundAt: 0 }))
+          const tokens = still.map((id): DeployToken => ({ id, name: "x", username: "x", scopes: [], expiresAt: null, revoked: false, expired: false }))
+          const decided = resolveIntentDecision(record({ suspects }), intent, { tokens, othersTrack: new Set(), sharedMark: false, now: 1, settled: true })!
+          assert.deepStrictEqual(
+            decided.record.suspects.map((s) => s.id),
+            had.filter((id) => still.includes(id)),
+          )
+        },
+      ),
     )
   })
 
   it("an exact mark that another key's open intent also carries is a suspect, not ours", () => {
     const t: DeployToken = { id: 150, name: "eso-managed", username: "eso", scopes: ["read_registry"], expiresAt: MARK, revoked: false, expired: false }
     const decided = resolveIntentDecision(record(), intent, { tokens: [t], othersTrack: new Set(), sharedMark: true, now: 1, settled: true })!
-    assert.deepStrictEqual(decided.done.map((d) => d.action), ["suspected"])
+    assert.deepStrictEqual(
+      decided.done.map((d) => d.action),
+      ["suspected"],
+    )
   })
 })
 
@@ -113,23 +132,29 @@ describe("the decisions never lose a token (I1)", () => {
   const tokens = fc.uniqueArray(fc.integer({ min: 1, max: 1000 }), { minLength: 0, maxLength: 6 })
   it("retireEverything keeps every tracked id, as retiring, due now", () => {
     fc.assert(
-      fc.property(tokens, fc.option(fc.integer({ min: 1001, max: 2000 })), fc.option(fc.integer({ min: 2001, max: 3000 })), fc.boolean(), (ret, cur, pen, retryNow) => {
-        const r = record({
-          intent: undefined,
-          current: cur === null ? undefined : token(cur),
-          pending: pen === null ? undefined : token(pen),
-          retiring: ret.map((id) => token(id, { revokeAfter: 10_000, retryAt: 20_000 })),
-        })
-        const next = retireEverything(r, 500, retryNow)
-        if (next === undefined) return assert.strictEqual(trackedIds(r).size, 0)
-        assert.deepStrictEqual([...trackedIds(next)].sort(), [...trackedIds(r)].sort())
-        assert.isUndefined(next.current)
-        assert.isUndefined(next.pending)
-        for (const t of next.retiring) {
-          assert.strictEqual(t.revokeAfter, 500)
-          if (retryNow) assert.strictEqual(t.retryAt, 500)
-        }
-      }),
+      fc.property(
+        tokens,
+        fc.option(fc.integer({ min: 1001, max: 2000 })),
+        fc.option(fc.integer({ min: 2001, max: 3000 })),
+        fc.boolean(),
+        (ret, cur, pen, retryNow) => {
+          const r = record({
+            intent: undefined,
+            current: cur === null ? undefined : token(cur),
+            pending: pen === null ? undefined : token(pen),
+            retiring: ret.map((id) => token(id, { revokeAfter: 10_000, retryAt: 20_000 })),
+          })
+          const next = retireEverything(r, 500, retryNow)
+          if (next === undefined) return assert.strictEqual(trackedIds(r).size, 0)
+          assert.deepStrictEqual([...trackedIds(next)].sort(), [...trackedIds(r)].sort())
+          assert.isUndefined(next.current)
+          assert.isUndefined(next.pending)
+          for (const t of next.retiring) {
+            assert.strictEqual(t.revokeAfter, 500)
+            if (retryNow) assert.strictEqual(t.retryAt, 500)
+          }
+        },
+      ),
     )
   })
 
@@ -156,21 +181,32 @@ describe("the decisions never lose a token (I1)", () => {
 describe("calm retries", () => {
   it("a failed revocation backs off exponentially within ±20 %, capped, never before Retry-After", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 30 }), fc.double({ min: 0.8, max: 1.2, noNaN: true }), fc.option(fc.integer({ min: 0, max: 10 * 3_600_000 })), (attempts, jitter, retryAfter) => {
-        const r = record({ intent: undefined, retiring: [token(9, { revokeAttempts: attempts })] })
-        const next = withRevokeFailure(r, 9, "Forbidden: 403", 1_000, jitter, retryAfter ?? undefined)!
-        const t = next.retiring[0]!
-        assert.strictEqual(t.revokeAttempts, attempts + 1)
-        const base = Math.min(REVOKE_BACKOFF_CAP_MS, REVOKE_BACKOFF_BASE_MS * 2 ** attempts)
-        const wait = t.retryAt! - 1_000
-        assert.isAtLeast(wait, Math.max(Math.floor(0.8 * base), retryAfter ?? 0))
-        assert.isAtMost(wait, Math.max(Math.ceil(1.2 * base), retryAfter ?? 0))
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 30 }),
+        fc.double({ min: 0.8, max: 1.2, noNaN: true }),
+        fc.option(fc.integer({ min: 0, max: 10 * 3_600_000 })),
+        (attempts, jitter, retryAfter) => {
+          const r = record({ intent: undefined, retiring: [token(9, { revokeAttempts: attempts })] })
+          const next = withRevokeFailure(r, 9, "Forbidden: 403", 1_000, jitter, retryAfter ?? undefined)!
+          const t = next.retiring[0]!
+          assert.strictEqual(t.revokeAttempts, attempts + 1)
+          const base = Math.min(REVOKE_BACKOFF_CAP_MS, REVOKE_BACKOFF_BASE_MS * 2 ** attempts)
+          const wait = t.retryAt! - 1_000
+          assert.isAtLeast(wait, Math.max(Math.floor(0.8 * base), retryAfter ?? 0))
+          assert.isAtMost(wait, Math.max(Math.ceil(1.2 * base), retryAfter ?? 0))
+        },
+      ),
     )
   })
 
   it("nextAt is never sooner than a second from now, whatever the record holds", () => {
-    const spec = validateSpec({ projectID: "7", name: "n", scopes: ["read_registry"], expiresAfter: "24h", auth: { token: { secretRef: { name: "s", key: "k" } } } }).spec!
+    const spec = validateSpec({
+      projectID: "7",
+      name: "n",
+      scopes: ["read_registry"],
+      expiresAfter: "24h",
+      auth: { token: { secretRef: { name: "s", key: "k" } } },
+    }).spec!
     fc.assert(
       fc.property(
         fc.array(fc.record({ revokeAfter: fc.integer({ min: 0, max: 10_000 }), retryAt: fc.integer({ min: 0, max: 10_000 }) }), { maxLength: 4 }),
@@ -192,7 +228,13 @@ describe("calm retries", () => {
   it("a fresh token is never due for renewal at once, whatever renewBeforeExpiry says", () => {
     fc.assert(
       fc.property(fc.integer({ min: 24, max: 24 * 400 }), fc.integer({ min: 0, max: 24 * 1000 }), (lifetimeH, renewH) => {
-        const base = validateSpec({ projectID: "7", name: "n", scopes: ["read_registry"], expiresAfter: `${lifetimeH}h`, auth: { token: { secretRef: { name: "s", key: "k" } } } }).spec!
+        const base = validateSpec({
+          projectID: "7",
+          name: "n",
+          scopes: ["read_registry"],
+          expiresAfter: `${lifetimeH}h`,
+          auth: { token: { secretRef: { name: "s", key: "k" } } },
+        }).spec!
         const spec = { ...base, renewBeforeExpiryMs: renewH * 3_600_000 }
         const lifetime = lifetimeH * 3_600_000
         assert.isAtMost(renewMargin(spec, lifetime), lifetime / 2)

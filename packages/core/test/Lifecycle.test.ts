@@ -54,13 +54,17 @@ describe("lifecycle", () => {
       const sink = yield* MemorySink
       const tokens = yield* live
       assert.strictEqual(tokens.length, 1)
-      assert.deepStrictEqual(report.actions.map((a) => a.action), ["minted", "delivered"])
+      assert.deepStrictEqual(
+        report.actions.map((a) => a.action),
+        ["minted", "delivered"],
+      )
       assert.strictEqual(sink.values.get(job().key)?.tokenId, tokens[0]!.id)
       assert.strictEqual(Redacted.value(sink.values.get(job().key)!.token), tokens[0]!.secret)
       const rec = yield* stateOf(job().key)
       assert.strictEqual(rec.current?.id, tokens[0]!.id)
       assert.isUndefined(rec.intent)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("a no-op reconcile makes no GitLab call", () =>
     Effect.gen(function* () {
@@ -71,7 +75,8 @@ describe("lifecycle", () => {
       const report = yield* reconcile(job())
       assert.strictEqual(fake.calls.length, before)
       assert.deepStrictEqual(report.actions, [])
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("rotates at the refresh interval, not a moment before", () =>
     Effect.gen(function* () {
@@ -79,12 +84,16 @@ describe("lifecycle", () => {
       const first = (yield* live)[0]!.id
       yield* TestClock.adjust(HOUR - 1)
       yield* reconcile(job())
-      assert.deepStrictEqual((yield* live).map((t) => t.id), [first])
+      assert.deepStrictEqual(
+        (yield* live).map((t) => t.id),
+        [first],
+      )
       yield* TestClock.adjust(1)
       const report = yield* reconcile(job())
       assert.strictEqual(report.reason, "refresh interval elapsed")
       assert.strictEqual((yield* live).length, 2, "old token kept during grace")
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("exactly one live token once the grace after delivery has passed (no off-by-one)", () =>
     Effect.gen(function* () {
@@ -98,10 +107,14 @@ describe("lifecycle", () => {
       assert.strictEqual((yield* live).length, 2, "still inside grace")
       yield* TestClock.adjust(1)
       yield* reconcile(j)
-      assert.deepStrictEqual((yield* live).map((t) => t.id), [newest])
+      assert.deepStrictEqual(
+        (yield* live).map((t) => t.id),
+        [newest],
+      )
       const sink = yield* MemorySink
       assert.strictEqual(sink.values.get(j.key)?.tokenId, newest)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("a spec change triggers rotation", () =>
     Effect.gen(function* () {
@@ -110,7 +123,8 @@ describe("lifecycle", () => {
       assert.strictEqual(report.reason, "the spec changed")
       const rec = yield* stateOf(job().key)
       assert.deepStrictEqual(rec.current?.scopes, ["read_registry"])
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("an approaching expiry triggers rotation (expiresAfter)", () =>
     Effect.gen(function* () {
@@ -127,7 +141,8 @@ describe("lifecycle", () => {
       yield* TestClock.adjust(1)
       assert.strictEqual((yield* reconcile(j)).reason, "the token expires soon")
       assert.strictEqual((yield* live).length, 1, "grace 0 revokes the old one at once")
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("with renewBeforeExpiry off (gldt generate) a token near its expiry is not replaced; CreatedOnce alone still renews it", () =>
     Effect.gen(function* () {
@@ -139,7 +154,8 @@ describe("lifecycle", () => {
       assert.strictEqual((yield* reconcile(generate)).reason, undefined)
       const createdOnce = job({ spec, policy: { refreshIntervalMs: 0, graceMs: 0, refreshPolicy: "CreatedOnce" } })
       assert.strictEqual((yield* reconcile(createdOnce)).reason, "the token expires soon")
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("an absolute expiry is marked by moving it earlier, never later", () =>
     Effect.gen(function* () {
@@ -155,7 +171,8 @@ describe("lifecycle", () => {
         seen.add(t.expiresAt!)
       }
       assert.strictEqual(seen.size, 20, "each mint carries its own mark")
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("a spec without expiry still sends a fingerprint: a date in 2999, never GitLab's forever 3000-01-01", () =>
     Effect.gen(function* () {
@@ -163,7 +180,8 @@ describe("lifecycle", () => {
       const t = (yield* live)[0]!
       assert.match(t.expiresAt!, /^2999-/)
       assert.isBelow(Date.parse(t.expiresAt!), Date.parse("3000-01-01T00:00:00Z"))
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("a renewal margin at or above the lifetime is clamped: a fresh token is not due at once", () =>
     Effect.gen(function* () {
@@ -174,7 +192,8 @@ describe("lifecycle", () => {
       const again = yield* reconcile(j)
       assert.strictEqual(again.reason, undefined)
       assert.strictEqual((yield* live).length, 1)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("revokeAll on consumer deletion revokes everything and drops the record", () =>
     Effect.gen(function* () {
@@ -188,7 +207,8 @@ describe("lifecycle", () => {
       const s = yield* State
       assert.isTrue(Option.isNone(yield* s.load(j.key)))
       assert.isFalse((yield* MemorySink).values.has(j.key))
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   for (const [label, make] of [
     ["404 project", errors.projectNotFound],
@@ -208,7 +228,10 @@ describe("lifecycle", () => {
         assert.strictEqual(report.revokeErrors[0]!.tokenId, old)
         assert.include(report.revokeErrors[0]!.error, make()._tag)
         const rec = yield* stateOf(j.key)
-        assert.deepStrictEqual(rec.retiring.map((t) => t.id), [old])
+        assert.deepStrictEqual(
+          rec.retiring.map((t) => t.id),
+          [old],
+        )
         assert.include(rec.retiring[0]!.lastError ?? "", make()._tag)
         // Not retried before its back-off; then the next reconcile retries and confirms.
         const calls = fake.calls.length
@@ -216,9 +239,13 @@ describe("lifecycle", () => {
         assert.strictEqual(fake.calls.length, calls, "no DELETE before the back-off")
         yield* TestClock.adjust(rec.retiring[0]!.retryAt! - (yield* Clock.currentTimeMillis))
         const again = yield* reconcile(j)
-        assert.deepStrictEqual(again.actions.map((a) => a.action), ["revoked"])
+        assert.deepStrictEqual(
+          again.actions.map((a) => a.action),
+          ["revoked"],
+        )
         assert.strictEqual((yield* stateOf(j.key)).retiring.length, 0)
-      }).pipe(Effect.provide(TestLayer)))
+      }).pipe(Effect.provide(TestLayer)),
+    )
   }
 
   it.effect("a token already deleted elsewhere (404 Not found) counts as revoked", () =>
@@ -232,7 +259,8 @@ describe("lifecycle", () => {
       const report = yield* reconcile(j)
       assert.deepStrictEqual(report.revokeErrors, [])
       assert.strictEqual((yield* stateOf(j.key)).retiring.length, 0)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("a lost create response is recovered without a second POST and the token revoked", () =>
     Effect.gen(function* () {
@@ -249,7 +277,8 @@ describe("lifecycle", () => {
       // The next reconcile is a fresh decision and mints normally.
       yield* reconcile(j)
       assert.strictEqual((yield* live).length, 1)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("a look-alike made by someone else is never revoked, even with the same name and username", () =>
     Effect.gen(function* () {
@@ -269,7 +298,8 @@ describe("lifecycle", () => {
       yield* revokeAll(j)
       assert.isTrue(fake.tokens.has(foreign.id))
       assert.strictEqual((yield* live).length, 0)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("without an expiry in the spec, the token of a lost create is still proven ours and revoked (issue 7 §1)", () =>
     Effect.gen(function* () {
@@ -289,7 +319,8 @@ describe("lifecycle", () => {
       yield* reconcile(j)
       yield* revokeAll(j)
       assert.strictEqual((yield* live).length, 0)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("a create that lands after its timeout is still found, and nothing is minted meanwhile", () =>
     Effect.gen(function* () {
@@ -317,10 +348,17 @@ describe("lifecycle", () => {
       })
       yield* TestClock.adjust(60_000)
       const report = yield* reconcile(j)
-      assert.deepStrictEqual(report.actions.slice(0, 2).map((a) => [a.action, a.tokenId]), [["recovered", 5000], ["minted", report.currentTokenId!]])
+      assert.deepStrictEqual(
+        report.actions.slice(0, 2).map((a) => [a.action, a.tokenId]),
+        [
+          ["recovered", 5000],
+          ["minted", report.currentTokenId!],
+        ],
+      )
       assert.isFalse(fake.tokens.has(5000))
       assert.strictEqual((yield* live).length, 1)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("after the spec's url changes, old tokens are not revoked with this access token at the old instance", () =>
     Effect.gen(function* () {
@@ -337,11 +375,19 @@ describe("lifecycle", () => {
       assert.strictEqual(report.reason, "the spec changed")
       assert.strictEqual(fake.calls.filter((c) => c.op === "revoke").length, 0, "no DELETE sent for the old instance's token")
       assert.match(report.revokeErrors[0]!.error, /lives at https:\/\/gitlab\.com, not https:\/\/gitlab\.other\.example/)
-      assert.deepStrictEqual((yield* stateOf(a.key)).retiring.map((t) => t.id), [old], "still tracked (I1, I5)")
+      assert.deepStrictEqual(
+        (yield* stateOf(a.key)).retiring.map((t) => t.id),
+        [old],
+        "still tracked (I1, I5)",
+      )
       // With the old instance's manifest and token it goes.
       const back = yield* revokeAll(a, { retryNow: true })
-      assert.include(back.actions.map((x) => `${x.action} ${x.tokenId}`), `revoked ${old}`)
-    }).pipe(Effect.provide(TestLayer)))
+      assert.include(
+        back.actions.map((x) => `${x.action} ${x.tokenId}`),
+        `revoked ${old}`,
+      )
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("a token whose intent another writer closed mid-create stays tracked, even when its revocation fails", () =>
     Effect.gen(function* () {
@@ -370,9 +416,14 @@ describe("lifecycle", () => {
       const minted = (yield* live).map((t) => t.id)
       assert.strictEqual(minted.length, 1, "the revocation failed, so the token is still live")
       const rec = yield* stateOf(j.key)
-      assert.deepStrictEqual(rec.retiring.map((t) => t.id), minted, "and it is tracked (I1)")
+      assert.deepStrictEqual(
+        rec.retiring.map((t) => t.id),
+        minted,
+        "and it is tracked (I1)",
+      )
       assert.include(rec.retiring[0]!.lastError ?? "", "Forbidden")
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("a sink that cannot be written is found before any mint", () =>
     Effect.gen(function* () {
@@ -382,7 +433,8 @@ describe("lifecycle", () => {
       const failed = yield* Effect.flip(reconcile(job()))
       assert.strictEqual(failed._tag, "SinkError")
       assert.strictEqual(fake.calls.filter((c) => c.op === "create").length, 0)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("two concurrent rotate requests mint once", () =>
     Effect.gen(function* () {
@@ -393,7 +445,8 @@ describe("lifecycle", () => {
       const requestedAt = MIN
       yield* Effect.all([rotate(j, requestedAt), rotate(j, requestedAt)], { concurrency: 2 })
       assert.strictEqual(fake.calls.filter((c) => c.op === "create").length, 2, "initial mint + one rotation")
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("a sink that lost the credential triggers a new mint", () =>
     Effect.gen(function* () {
@@ -403,7 +456,8 @@ describe("lifecycle", () => {
       const report = yield* reconcile(j)
       assert.strictEqual(report.reason, "the sink lost the credential")
       assert.isTrue((yield* MemorySink).values.has(j.key))
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 })
 
 /** Writes a record as an interrupted or older process would have left it. */
@@ -459,7 +513,8 @@ describe("issue 7: every token provably ours", () => {
       assert.deepStrictEqual(report.actions, [])
       assert.isTrue(fake.tokens.has(theirs.id), "b's live token was not revoked")
       assert.deepStrictEqual((yield* stateOf(a.key)).suspects, [], "nor taken as a's suspect")
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("several keys sharing one spec and target each get their own mark, and a lost create of one is resolved exactly", () =>
     Effect.gen(function* () {
@@ -474,7 +529,8 @@ describe("issue 7: every token provably ours", () => {
       for (const j of keys) yield* reconcile(j)
       for (const j of keys) assert.deepStrictEqual((yield* stateOf(j.key)).suspects, [])
       assert.strictEqual((yield* live).length, 3, "one live token per key")
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("a suspect GitLab no longer lists is dropped by recover", () =>
     Effect.gen(function* () {
@@ -488,14 +544,20 @@ describe("issue 7: every token provably ours", () => {
       const report = yield* recover(j)
       assert.deepStrictEqual(report.suspects, [])
       assert.deepStrictEqual((yield* stateOf(j.key)).suspects, [])
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   const withSuspect = (j: Job) =>
     Effect.gen(function* () {
       const fake = yield* FakeGitLab
       yield* reconcile(j)
       const rec = yield* stateOf(j.key)
-      const lookalike = fake.addForeign("project:group/project", { name: "eso-managed", username: "eso", scopes: ["read_repository", "read_registry"], expiresAt: null })
+      const lookalike = fake.addForeign("project:group/project", {
+        name: "eso-managed",
+        username: "eso",
+        scopes: ["read_repository", "read_registry"],
+        expiresAt: null,
+      })
       yield* putRecord({
         ...rec,
         suspects: [{ id: lookalike.id, location: rec.current!.location, name: "eso-managed", username: "eso", generation: 1, foundAt: 0 }],
@@ -508,7 +570,10 @@ describe("issue 7: every token provably ours", () => {
       const fake = yield* FakeGitLab
       const j = job()
       const id = yield* withSuspect(j)
-      assert.deepStrictEqual((yield* listSuspects()).map((l) => [l.key, l.suspect.id]), [[j.key, id]])
+      assert.deepStrictEqual(
+        (yield* listSuspects()).map((l) => [l.key, l.suspect.id]),
+        [[j.key, id]],
+      )
       const unknown = yield* Effect.flip(revokeSuspect(j, 1))
       assert.match(unknown.message, /token 1 is not a suspect of default\/gitlab-deploy-token \(its suspects: \d+\); gldt suspects lists them/)
       yield* revokeSuspect(j, id)
@@ -518,7 +583,8 @@ describe("issue 7: every token provably ours", () => {
       yield* forgetSuspect("ns/other", other)
       assert.isTrue(fake.tokens.has(other), "forget never touches GitLab")
       assert.deepStrictEqual(yield* listSuspects(), [])
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("deleting a consumer with a suspect does not hang: after the bounded wait it is released with a warning and the id", () =>
     Effect.gen(function* () {
@@ -532,10 +598,17 @@ describe("issue 7: every token provably ours", () => {
       assert.isTrue(Option.isSome(yield* s.load(j.key)), "kept for a person to decide meanwhile")
       yield* TestClock.adjust(10 * MIN)
       const second = yield* revokeAll(j, { suspectWaitMs: 10 * MIN }).pipe(Effect.provide(logs.layer))
-      assert.deepStrictEqual(second.actions.map((a) => [a.action, a.tokenId]), [["released", id]])
+      assert.deepStrictEqual(
+        second.actions.map((a) => [a.action, a.tokenId]),
+        [["released", id]],
+      )
       assert.isTrue(Option.isNone(yield* s.load(j.key)), "the record is gone: the deletion completes")
-      assert.isTrue(logs.lines.some((l) => l.includes("level=WARN") && l.includes("releasing suspects") && l.includes(`tokenIds=${id}`)), logs.lines.join("\n"))
-    }).pipe(Effect.provide(TestLayer)))
+      assert.isTrue(
+        logs.lines.some((l) => l.includes("level=WARN") && l.includes("releasing suspects") && l.includes(`tokenIds=${id}`)),
+        logs.lines.join("\n"),
+      )
+    }).pipe(Effect.provide(TestLayer)),
+  )
 })
 
 describe("a State with a snapshot", () => {
@@ -583,7 +656,8 @@ describe("a State with a snapshot", () => {
       assert.notStrictEqual(b.expiresAt, a.expiresAt, "b drew again instead of taking a's mark")
       assert.isAtLeast(counts.snapshots, 32, "every mint read the snapshot")
       assert.isBelow(counts.loads - loadsBefore, 30, "b's mint did not load the 31 other keys one by one")
-    }).pipe(Effect.provide(Layer.mergeAll(FakeGitLab.gitlabLayer, sinkMemory, withSnapshot))))
+    }).pipe(Effect.provide(Layer.mergeAll(FakeGitLab.gitlabLayer, sinkMemory, withSnapshot))),
+  )
 })
 
 describe("issue 7: targets are stored by numeric id", () => {
@@ -597,7 +671,8 @@ describe("issue 7: targets are stored by numeric id", () => {
       assert.deepStrictEqual(Object.values(rec.targets ?? {}), [rec.current!.location.target.id])
       yield* rotate(j, yield* Clock.currentTimeMillis)
       assert.strictEqual(fake.calls.filter((c) => c.op === "resolve").length, 1)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("a project renamed mid-life keeps its tokens revocable, and a new project at the old path is not touched", () =>
     Effect.gen(function* () {
@@ -618,7 +693,8 @@ describe("issue 7: targets are stored by numeric id", () => {
       )
       assert.strictEqual((yield* live).length, 0, "every token reported revoked is really gone")
       assert.isTrue(fake.tokens.has(squatter.id))
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 })
 
 describe("target hints", () => {
@@ -640,7 +716,8 @@ describe("target hints", () => {
       assert.deepStrictEqual(rec.targets, { [`${j.spec.url}|project|group/project`]: numericId })
       assert.strictEqual(rec.current?.location.target.id, numericId)
       assert.isAtLeast(Object.values(rec.watermarks)[0]!, 41)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("once the record knows its target, hints are ignored", () =>
     Effect.gen(function* () {
@@ -654,7 +731,8 @@ describe("target hints", () => {
       assert.deepStrictEqual(after.targets, before.targets)
       assert.strictEqual(after.current?.location.target.id, before.current?.location.target.id)
       assert.strictEqual(fake.calls.filter((c) => c.op === "resolve").length, 1)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 })
 
 describe("issue 7: calm retries", () => {
@@ -680,7 +758,8 @@ describe("issue 7: calm retries", () => {
       assert.isAtMost(gaps[0]!, 1.2 * 30_000)
       for (let i = 1; i < 5; i++) assert.isAbove(gaps[i]!, gaps[i - 1]!, `grows: ${gaps.join(", ")}`)
       assert.isAtMost(Math.max(...gaps), 1.2 * 3_600_000, "capped at about an hour")
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("a rate-limited revocation waits at least GitLab's Retry-After", () =>
     Effect.gen(function* () {
@@ -692,8 +771,12 @@ describe("issue 7: calm retries", () => {
       const report = yield* reconcile(j)
       const now = yield* Clock.currentTimeMillis
       assert.isAtLeast((yield* stateOf(j.key)).retiring[0]!.retryAt!, now + 2 * HOUR)
-      assert.deepStrictEqual(report.revokeErrors.map((e) => e.tokenId), [(yield* stateOf(j.key)).retiring[0]!.id])
-    }).pipe(Effect.provide(TestLayer)))
+      assert.deepStrictEqual(
+        report.revokeErrors.map((e) => e.tokenId),
+        [(yield* stateOf(j.key)).retiring[0]!.id],
+      )
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("an unsettled create that blocks a due rotation does not make nextAt the past", () =>
     Effect.gen(function* () {
@@ -709,7 +792,8 @@ describe("issue 7: calm retries", () => {
       const now = yield* Clock.currentTimeMillis
       assert.strictEqual(report.nextAt, HOUR + 60_000, "the moment the create has settled, not the overdue rotation")
       assert.isAbove(report.nextAt!, now)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 })
 
 describe("issue 7 §5: smaller defects", () => {
@@ -730,7 +814,8 @@ describe("issue 7 §5: smaller defects", () => {
       const failed = yield* Effect.flip(reconcile(j).pipe(Effect.provideService(State, flaky)))
       assert.strictEqual(failed._tag, "StateError")
       assert.strictEqual((yield* live).length, 0, "the minted token did not stay live")
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("an undelivered token is not revoked at once when the sink holds an altered credential: it gets the grace", () =>
     Effect.gen(function* () {
@@ -749,5 +834,6 @@ describe("issue 7 §5: smaller defects", () => {
       assert.isTrue(fake.tokens.has(minted.id), "not revoked at once")
       const retiring = (yield* stateOf(j.key)).retiring.find((t) => t.id === minted.id)
       assert.strictEqual(retiring?.revokeAfter, HOUR + 5 * MIN)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 })

@@ -60,7 +60,8 @@ describe("runForever", () => {
       for (const n of perHour) assert.isAtMost(n, REVOKE_FAILING_CALLS_PER_HOUR_LIMIT, perHour.join(", "))
       assert.isAbove(fake.calls.filter((c) => c.op === "revoke").length, 5, "it keeps trying")
       assert.isBelow(reports.length, 200, "no hot loop of reconciles either")
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 
   it.effect("a rate-limited reconcile is retried no sooner than Retry-After", () =>
     Effect.gen(function* () {
@@ -72,5 +73,6 @@ describe("runForever", () => {
       yield* advance(2_000)
       assert.strictEqual(fake.calls.filter((c) => c.op === "create").length, 1)
       yield* Fiber.interrupt(fiber)
-    }).pipe(Effect.provide(TestLayer)))
+    }).pipe(Effect.provide(TestLayer)),
+  )
 })

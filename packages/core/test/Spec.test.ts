@@ -44,7 +44,11 @@ describe("spec validation", () => {
     ["username over 255", { ...base, username: "u".repeat(256) }, /^spec\.username: is 256 characters long/],
     ["expiresAt in the past", { ...base, expiresAt: "2020-01-01T00:00:00Z" }, /^spec\.expiresAt: 2020-01-01T00:00:00Z is in the past; set a future date/],
     ["expiresAt not RFC 3339", { ...base, expiresAt: "next tuesday" }, /^spec\.expiresAt: "next tuesday" is not an RFC 3339 date-time/],
-    ["expiresAt with expiresAfter", { ...base, expiresAt: "2027-01-01T00:00:00Z", expiresAfter: "720h" }, /^spec: expiresAt and expiresAfter are mutually exclusive/],
+    [
+      "expiresAt with expiresAfter",
+      { ...base, expiresAt: "2027-01-01T00:00:00Z", expiresAfter: "720h" },
+      /^spec: expiresAt and expiresAfter are mutually exclusive/,
+    ],
     ["expiresAfter under a day", { ...base, expiresAfter: "1h" }, /^spec\.expiresAfter: 1h0m0s is too short; use at least 24h/],
     ["expiresAfter not a duration", { ...base, expiresAfter: "a month" }, /^spec\.expiresAfter: "a month" is not a duration/],
     ["plain http URL", { ...base, url: "http://gitlab.example.com" }, /^spec\.url: uses plain http; use https \(plain HTTP is allowed only with --allow-http/],
@@ -52,14 +56,30 @@ describe("spec validation", () => {
     ["URL with another scheme", { ...base, url: "ftp://gitlab.example.com" }, /^spec\.url: has scheme ftp; use https:\/\//],
     ["not a URL", { ...base, url: "gitlab.example.com" }, /^spec\.url: "gitlab\.example\.com" is not a URL/],
     ["missing auth", { ...base, auth: undefined }, /^spec\.auth\.token\.secretRef: is required/],
-    ["bad secret name", { ...base, auth: { token: { secretRef: { name: "Bad_Name", key: "token" } } } }, /^spec\.auth\.token\.secretRef\.name: must be a Kubernetes object name/],
+    [
+      "bad secret name",
+      { ...base, auth: { token: { secretRef: { name: "Bad_Name", key: "token" } } } },
+      /^spec\.auth\.token\.secretRef\.name: must be a Kubernetes object name/,
+    ],
     ["unknown field", { ...base, expires_at: "2027-01-01" }, /^spec\.expires_at: is not a field of GitlabDeployToken/],
     ["bad grace", { ...base, revokeGracePeriod: "soon" }, /^spec\.revokeGracePeriod: "soon" is not a duration/],
     // Issue 7 §4: each of these crashed or misbehaved before it was refused.
-    ["renewBeforeExpiry above the lifetime (a mint loop)", { ...base, expiresAfter: "24h", renewBeforeExpiry: "48h" }, /^spec\.renewBeforeExpiry: 48h0m0s is not well below the token lifetime \(expiresAfter 24h0m0s\); use at most half of it \(12h0m0s\)/],
+    [
+      "renewBeforeExpiry above the lifetime (a mint loop)",
+      { ...base, expiresAfter: "24h", renewBeforeExpiry: "48h" },
+      /^spec\.renewBeforeExpiry: 48h0m0s is not well below the token lifetime \(expiresAfter 24h0m0s\); use at most half of it \(12h0m0s\)/,
+    ],
     ["renewBeforeExpiry equal to the lifetime", { ...base, expiresAfter: "24h", renewBeforeExpiry: "24h" }, /^spec\.renewBeforeExpiry: .*not well below/],
-    ["expiresAfter that overflows a date", { ...base, expiresAfter: "9000000000h" }, /^spec\.expiresAfter: "9000000000h" is too long; use at most 876000h \(100 years\)/],
-    ["expiresAt in GitLab's forever range", { ...base, expiresAt: "3000-01-01T00:00:00Z" }, /^spec\.expiresAt: 3000-01-01T00:00:00Z is too far away; use a date before 2999-01-01/],
+    [
+      "expiresAfter that overflows a date",
+      { ...base, expiresAfter: "9000000000h" },
+      /^spec\.expiresAfter: "9000000000h" is too long; use at most 876000h \(100 years\)/,
+    ],
+    [
+      "expiresAt in GitLab's forever range",
+      { ...base, expiresAt: "3000-01-01T00:00:00Z" },
+      /^spec\.expiresAt: 3000-01-01T00:00:00Z is too far away; use a date before 2999-01-01/,
+    ],
     ["groupID ..", { ...base, projectID: undefined, groupID: ".." }, /^spec\.groupID: "\.\." has a '\.' or '\.\.' segment/],
     ["projectID with a . segment", { ...base, projectID: "group/./project" }, /^spec\.projectID: "group\/\.\/project" has a '\.' or '\.\.' segment/],
     ["projectID climbing out", { ...base, projectID: "group/../../deploy_tokens" }, /^spec\.projectID: .*has a '\.' or '\.\.' segment/],
@@ -68,7 +88,10 @@ describe("spec validation", () => {
   for (const [label, spec, pattern] of rejected) {
     it(`rejects ${label} with a message naming the field and the fix`, () => {
       const problems = problemsOf(spec)
-      assert.isTrue(problems.some((p) => pattern.test(p)), `got: ${JSON.stringify(problems)}`)
+      assert.isTrue(
+        problems.some((p) => pattern.test(p)),
+        `got: ${JSON.stringify(problems)}`,
+      )
       assert.isUndefined(validateSpec(spec, { now: NOW }).spec)
     })
   }
@@ -103,7 +126,9 @@ describe("spec validation", () => {
   it("words a missing secret key, a wrong type and a bad caProvider at the field", () => {
     assert.deepStrictEqual(problemsOf({ ...base, auth: { token: { secretRef: { name: "api" } } } }), ["spec.auth.token.secretRef.key: is required"])
     assert.deepStrictEqual(problemsOf({ ...base, scopes: "read_registry" }), ["spec.scopes: must be a list, e.g. [read_registry]"])
-    assert.deepStrictEqual(problemsOf({ ...base, caProvider: { type: "Vault", name: "ca", key: "ca.crt" } }), ["spec.caProvider.type: must be Secret or ConfigMap"])
+    assert.deepStrictEqual(problemsOf({ ...base, caProvider: { type: "Vault", name: "ca", key: "ca.crt" } }), [
+      "spec.caProvider.type: must be Secret or ConfigMap",
+    ])
   })
 
   it("treats an empty username as GitLab's default", () => {
@@ -111,7 +136,14 @@ describe("spec validation", () => {
   })
 
   it("accepts a group path and extensions", () => {
-    const r = validateSpec({ ...base, projectID: undefined, groupID: "parent/group", expiresAfter: "720h", revokeGracePeriod: "2m", caProvider: { type: "ConfigMap", name: "ca", key: "ca.crt" } })
+    const r = validateSpec({
+      ...base,
+      projectID: undefined,
+      groupID: "parent/group",
+      expiresAfter: "720h",
+      revokeGracePeriod: "2m",
+      caProvider: { type: "ConfigMap", name: "ca", key: "ca.crt" },
+    })
     assert.deepStrictEqual(r.problems, [])
     assert.deepStrictEqual(r.spec?.target, { kind: "group", id: "parent/group" })
     assert.deepStrictEqual(r.spec?.expiry, { kind: "after", ms: 720 * 3_600_000 })
@@ -144,15 +176,30 @@ describe("manifest files", () => {
       spec: { kind: "GitlabDeployToken", generator: { gitlabDeployTokenSpec: { ...base, scopes: [] } } },
     }
     const r = readManifests([cg], { now: NOW })
-    assert.deepInclude(r.problems.map(formatProblem), "document 1.spec.generator.gitlabDeployTokenSpec.scopes: must not be empty; list at least one of read_repository, read_registry, write_registry, read_package_registry, write_package_registry, read_virtual_registry, write_virtual_registry")
+    assert.deepInclude(
+      r.problems.map(formatProblem),
+      "document 1.spec.generator.gitlabDeployTokenSpec.scopes: must not be empty; list at least one of read_repository, read_registry, write_registry, read_package_registry, write_package_registry, read_virtual_registry, write_virtual_registry",
+    )
     const ok = readManifests([{ ...cg, spec: { ...cg.spec, generator: { gitlabDeployTokenSpec: base } } }], { now: NOW })
     assert.strictEqual(ok.manifests?.generator.kind, "ClusterGenerator")
   })
 
   it("rejects a wrong kind, a missing generator and a dangling generatorRef", () => {
-    const r = readManifests([{ apiVersion: "v1", kind: "Secret", metadata: { name: "x" } }, { ...seedExternalSecret, spec: { ...seedExternalSecret.spec, dataFrom: [{ sourceRef: { generatorRef: { kind: "GitlabDeployToken", name: "other" } } }] } }], { now: NOW })
+    const r = readManifests(
+      [
+        { apiVersion: "v1", kind: "Secret", metadata: { name: "x" } },
+        {
+          ...seedExternalSecret,
+          spec: { ...seedExternalSecret.spec, dataFrom: [{ sourceRef: { generatorRef: { kind: "GitlabDeployToken", name: "other" } } }] },
+        },
+      ],
+      { now: NOW },
+    )
     const text = r.problems.map(formatProblem)
-    assert.isTrue(text.some((p) => p.startsWith('document 1.kind: "Secret" is not supported')), JSON.stringify(text))
+    assert.isTrue(
+      text.some((p) => p.startsWith('document 1.kind: "Secret" is not supported')),
+      JSON.stringify(text),
+    )
     assert.isTrue(text.some((p) => p.startsWith("file: contains no GitlabDeployToken")))
   })
 

@@ -13,14 +13,7 @@
  */
 import type { GitLabError } from "@gldt/core/Errors"
 import { Invalid, RateLimited } from "@gldt/core/Errors"
-import {
-  type AccessReport,
-  type Connection,
-  type CreateRequest,
-  type DeployToken,
-  GitLab,
-  type MintedToken,
-} from "@gldt/core/GitLab"
+import { type AccessReport, type Connection, type CreateRequest, type DeployToken, GitLab, type MintedToken } from "@gldt/core/GitLab"
 import type { Target } from "@gldt/core/Spec"
 import { Clock, Duration, Effect, Layer, Option, Redacted, Result, Schedule } from "effect"
 import { FetchHttpClient, Headers, type HttpClient, HttpClientError, HttpClientRequest } from "effect/http"
@@ -63,8 +56,6 @@ interface Ctx {
   readonly target: Target
 }
 
-
-
 // ---------------------------------------------------------------------------------------------
 // The layer
 // ---------------------------------------------------------------------------------------------
@@ -86,8 +77,7 @@ export const make = (options?: GitLabClientOptions): Effect.Effect<GitLab["Servi
   })
 
 /** The GitLab service on a `GitLabTransport` from the context. */
-export const layerNoTransport = (options?: GitLabClientOptions): Layer.Layer<GitLab, never, Transport.GitLabTransport> =>
-  Layer.effect(GitLab, make(options))
+export const layerNoTransport = (options?: GitLabClientOptions): Layer.Layer<GitLab, never, Transport.GitLabTransport> => Layer.effect(GitLab, make(options))
 
 /** The GitLab service on undici's fetch (a dispatcher per distinct `caPem`). */
 export const layer = (options?: GitLabClientOptions): Layer.Layer<GitLab> => layerNoTransport(options).pipe(Layer.provide(Transport.layer))
@@ -126,9 +116,7 @@ const makeService = (opts: ResolvedOptions, transport: Transport.GitLabTransport
     )
     if (body !== undefined) request = HttpClientRequest.bodyJsonUnsafe(request, body)
     return ctx.client.execute(request).pipe(
-      Effect.flatMap((response) =>
-        Effect.map(response.text, (text): Exchange => ({ status: response.status, headers: response.headers, text, url })),
-      ),
+      Effect.flatMap((response) => Effect.map(response.text, (text): Exchange => ({ status: response.status, headers: response.headers, text, url }))),
       Effect.mapError((error): Failure => {
         const reason = HttpClientError.isHttpClientError(error) ? error.reason : undefined
         if (reason?._tag === "InvalidUrlError" || reason?._tag === "EncodeError") {
@@ -174,8 +162,7 @@ const makeService = (opts: ResolvedOptions, transport: Transport.GitLabTransport
       Schedule.jittered,
       Schedule.setInputType<Failure>(),
       Schedule.while(
-        ({ input, attempt }) =>
-          input.retryable && attempt < opts.maxAttempts && (input.retryAfterMs === undefined || input.retryAfterMs <= maxDelayMs),
+        ({ input, attempt }) => input.retryable && attempt < opts.maxAttempts && (input.retryAfterMs === undefined || input.retryAfterMs <= maxDelayMs),
       ),
       Schedule.modifyDelay(({ input, duration }) =>
         Effect.succeed(input.retryAfterMs !== undefined ? Duration.millis(input.retryAfterMs) : Duration.min(duration, opts.maxDelay)),
@@ -209,9 +196,7 @@ const makeService = (opts: ResolvedOptions, transport: Transport.GitLabTransport
           const result = accept(ex, nowMs)
           return Result.isSuccess(result) ? result.success : yield* Effect.fail(result.failure)
         }
-        return yield* Effect.fail(
-          classifyStatus(info, ex.status, ex.headers, parseErrorBody(ex.text, ex.headers["content-type"]), nowMs, ex.url),
-        )
+        return yield* Effect.fail(classifyStatus(info, ex.status, ex.headers, parseErrorBody(ex.text, ex.headers["content-type"]), nowMs, ex.url))
       })
       return attempt.pipe(
         Effect.retry(retrySchedule(info)),
@@ -294,25 +279,19 @@ const makeService = (opts: ResolvedOptions, transport: Transport.GitLabTransport
       for (let n = 0; page !== undefined && n < MAX_PAGES; n++) {
         const current: number = page
         const url = urlOf(ctx, "/deploy_tokens", { per_page: String(PER_PAGE), page: String(current) })
-        const result: { items: ReadonlyArray<DeployToken>; next: number | undefined } = yield* call(
-          ctx,
-          i,
-          url,
-          undefined,
-          (ex, nowMs) => {
-            const json = parseJson(ex.text)
-            if (Result.isFailure(json) || !Array.isArray(json.success)) {
-              return Result.fail(unreadable(i, ex.status, `page ${current} is not a JSON array`))
-            }
-            const items: Array<DeployToken> = []
-            for (const u of json.success) {
-              const entity = decodeEntity(u, nowMs)
-              if (typeof entity === "string") return Result.fail(unreadable(i, ex.status, `page ${current} is malformed (${entity})`))
-              items.push(entity)
-            }
-            return Result.succeed({ items, next: nextPage(ex.headers, current, items.length) })
-          },
-        )
+        const result: { items: ReadonlyArray<DeployToken>; next: number | undefined } = yield* call(ctx, i, url, undefined, (ex, nowMs) => {
+          const json = parseJson(ex.text)
+          if (Result.isFailure(json) || !Array.isArray(json.success)) {
+            return Result.fail(unreadable(i, ex.status, `page ${current} is not a JSON array`))
+          }
+          const items: Array<DeployToken> = []
+          for (const u of json.success) {
+            const entity = decodeEntity(u, nowMs)
+            if (typeof entity === "string") return Result.fail(unreadable(i, ex.status, `page ${current} is malformed (${entity})`))
+            items.push(entity)
+          }
+          return Result.succeed({ items, next: nextPage(ex.headers, current, items.length) })
+        })
         for (const t of result.items) byId.set(t.id, t)
         page = result.next
       }
@@ -320,9 +299,7 @@ const makeService = (opts: ResolvedOptions, transport: Transport.GitLabTransport
     })
 
   const list = (conn: Connection, target: Target): Effect.Effect<ReadonlyArray<DeployToken>, GitLabError> =>
-    Effect.flatMap(context(conn, target), listWith).pipe(
-      Effect.withSpan("GitLab.list", { attributes: { target: `${target.kind}:${target.id}` } }),
-    )
+    Effect.flatMap(context(conn, target), listWith).pipe(Effect.withSpan("GitLab.list", { attributes: { target: `${target.kind}:${target.id}` } }))
 
   const resolveTarget = (conn: Connection, target: Target): Effect.Effect<Target, GitLabError> =>
     Effect.gen(function* () {
@@ -348,15 +325,13 @@ const makeService = (opts: ResolvedOptions, transport: Transport.GitLabTransport
         Effect.as<AccessReport>({ tokenCount: tokens.length, canManage: true }),
         Effect.catchTags({
           TokenNotFound: () => Effect.succeed<AccessReport>({ tokenCount: tokens.length, canManage: true }),
-          Forbidden: (e) =>
-            Effect.succeed<AccessReport>({ tokenCount: tokens.length, canManage: false, reason: forbiddenReason(e.message) }),
+          Forbidden: (e) => Effect.succeed<AccessReport>({ tokenCount: tokens.length, canManage: false, reason: forbiddenReason(e.message) }),
         }),
       )
     }).pipe(Effect.withSpan("GitLab.preflight", { attributes: { target: `${target.kind}:${target.id}` } }))
 
   return GitLab.of({ create, revoke, list, resolveTarget, preflight })
 }
-
 
 /** `GitLab answered 403 Forbidden for DELETE /…: role too low: …` → `role too low: …`. */
 const forbiddenReason = (message: string): string => {

@@ -51,8 +51,7 @@ const markingConnector = (options: buildConnector.BuildOptions): buildConnector.
 }
 
 /** The CAs Node trusts by default (bundled, plus NODE_EXTRA_CA_CERTS and the system store when enabled). */
-const defaultCas = (): ReadonlyArray<string> =>
-  typeof tls.getCACertificates === "function" ? tls.getCACertificates("default") : tls.rootCertificates
+const defaultCas = (): ReadonlyArray<string> => (typeof tls.getCACertificates === "function" ? tls.getCACertificates("default") : tls.rootCertificates)
 
 /**
  * undici's fetch with one dispatcher per distinct CA bundle, created on first use and closed when

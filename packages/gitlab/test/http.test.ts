@@ -268,9 +268,7 @@ describe("revoke", () => {
 describe("rate limits", () => {
   it.live("waits for Retry-After (seconds) in real time", () =>
     Effect.gen(function* () {
-      const server = yield* startServer((_req, res, n) =>
-        n === 1 ? text(res, 429, "Retry later\n", { "retry-after": "1" }) : json(res, 200, [entity(1)]),
-      )
+      const server = yield* startServer((_req, res, n) => (n === 1 ? text(res, 429, "Retry later\n", { "retry-after": "1" }) : json(res, 200, [entity(1)])))
       const started = Date.now()
       const tokens = yield* withGitLab((gl) => gl.list(conn(server), project))
       assert.isAtLeast(Date.now() - started, 950)
@@ -292,7 +290,10 @@ describe("rate limits", () => {
       const logs = captureLogs()
       const fiber = yield* Effect.forkChild(logs.provide(withGitLab((gl) => gl.revoke(conn(server), project, 3), { ...fast, maxDelay: "1 minute" })))
       while (!logs.lines.some((l) => l.includes("retrying in"))) yield* TestClock.withLive(Effect.sleep("5 millis"))
-      assert.include(logs.lines.find((l) => l.includes("retrying in")), "retrying in 30000 ms")
+      assert.include(
+        logs.lines.find((l) => l.includes("retrying in")),
+        "retrying in 30000 ms",
+      )
       yield* TestClock.adjust("29 seconds")
       yield* TestClock.withLive(Effect.sleep("50 millis"))
       assert.strictEqual(server.requests.length, 1)
@@ -305,9 +306,7 @@ describe("rate limits", () => {
   it.live("falls back to RateLimit-Reset", () =>
     Effect.gen(function* () {
       const server = yield* startServer((_req, res, n) =>
-        n === 1
-          ? text(res, 429, "Retry later\n", { "ratelimit-reset": String(Math.ceil(Date.now() / 1000) + 1) })
-          : json(res, 200, []),
+        n === 1 ? text(res, 429, "Retry later\n", { "ratelimit-reset": String(Math.ceil(Date.now() / 1000) + 1) }) : json(res, 200, []),
       )
       const logs = captureLogs()
       yield* logs.provide(withGitLab((gl) => gl.list(conn(server), project)))
@@ -353,7 +352,13 @@ describe("error classification", () => {
     message: RegExp
     insufficientScope?: boolean
   }> = [
-    { name: "400 message", status: 400, body: { message: "Scopes can't be blank" }, tag: "Invalid", message: /400 Bad Request for POST .*: Scopes can't be blank$/ },
+    {
+      name: "400 message",
+      status: 400,
+      body: { message: "Scopes can't be blank" },
+      tag: "Invalid",
+      message: /400 Bad Request for POST .*: Scopes can't be blank$/,
+    },
     { name: "400 error", status: 400, body: { error: "scopes does not have a valid value" }, tag: "Invalid", message: /: scopes does not have a valid value$/ },
     { name: "400 object message", status: 400, body: { message: { name: ["is too long"] } }, tag: "Invalid", message: /: \{"name":\["is too long"\]\}$/ },
     { name: "401 plain", status: 401, body: { message: "401 Unauthorized" }, tag: "Unauthorized", message: /unknown, expired or revoked/ },
@@ -367,7 +372,11 @@ describe("error classification", () => {
     {
       name: "403 insufficient_scope",
       status: 403,
-      body: { error: "insufficient_scope", error_description: "The request requires higher privileges than provided by the access token.", scope: "api read_api" },
+      body: {
+        error: "insufficient_scope",
+        error_description: "The request requires higher privileges than provided by the access token.",
+        scope: "api read_api",
+      },
       tag: "Forbidden",
       message: /403 Forbidden for POST \/projects\/group%2Fsub%2Fproject\/deploy_tokens: access token lacks the api scope/,
       insufficientScope: true,
@@ -380,10 +389,23 @@ describe("error classification", () => {
       message: /403 Forbidden for POST \/projects\/group%2Fsub%2Fproject\/deploy_tokens: role too low: need Maintainer on a project, Owner on a group$/,
       insufficientScope: false,
     },
-    { name: "404 project", status: 404, body: { message: "404 Project Not Found" }, tag: "TargetNotFound", message: /project group\/sub\/project does not exist/ },
+    {
+      name: "404 project",
+      status: 404,
+      body: { message: "404 Project Not Found" },
+      tag: "TargetNotFound",
+      message: /project group\/sub\/project does not exist/,
+    },
     { name: "404 html", status: 404, body: undefined, raw: "<html>nginx</html>", tag: "TargetNotFound", message: /HTML page/ },
     { name: "405 moved", status: 405, body: { message: "Non GET methods are not allowed for moved projects" }, tag: "Moved", message: /renamed or moved/ },
-    { name: "500 html", status: 500, body: undefined, raw: "<!DOCTYPE html><html>oops</html>", tag: "Unavailable", message: /500 Internal Server Error .*HTML page/ },
+    {
+      name: "500 html",
+      status: 500,
+      body: undefined,
+      raw: "<!DOCTYPE html><html>oops</html>",
+      tag: "Unavailable",
+      message: /500 Internal Server Error .*HTML page/,
+    },
     { name: "418 unexpected", status: 418, body: { message: "teapot" }, tag: "Invalid", message: /418 for POST .*: teapot/ },
     { name: "302 on POST", status: 302, body: undefined, raw: "", tag: "Moved", message: /redirects are not followed for writes/ },
   ]
@@ -446,7 +468,10 @@ describe("list", () => {
     Effect.gen(function* () {
       const server = yield* startServer((req, res) => {
         const page = Number(new URL(req.url, "http://x").searchParams.get("page"))
-        const items = page === 1 ? Array.from({ length: 100 }, (_, i) => entity(i + 1)) : [{ id: 101, name: "old", username: "u", expires_at: "2000-01-01", scopes: ["read_registry"] }]
+        const items =
+          page === 1
+            ? Array.from({ length: 100 }, (_, i) => entity(i + 1))
+            : [{ id: 101, name: "old", username: "u", expires_at: "2000-01-01", scopes: ["read_registry"] }]
         json(res, 200, items)
       })
       const tokens = yield* withGitLab((gl) => gl.list(conn(server), project))
@@ -634,10 +659,7 @@ describe("layers", () => {
       yield* Effect.gen(function* () {
         const gl = yield* GitLab
         yield* gl.list(conn("http://gitlab.test"), project)
-      }).pipe(
-        Effect.provide(layerNoTransport(fast).pipe(Layer.provide(transport))),
-        Effect.provideService(FetchHttpClient.RequestInit, { keepalive: true }),
-      )
+      }).pipe(Effect.provide(layerNoTransport(fast).pipe(Layer.provide(transport))), Effect.provideService(FetchHttpClient.RequestInit, { keepalive: true }))
       assert.strictEqual(seen.length, 1)
       assert.include(seen[0]?.redacted, "private-token")
       assert.include(seen[0]?.redacted, "authorization")

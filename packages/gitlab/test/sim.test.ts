@@ -201,7 +201,8 @@ describe("errors as GitLab produces them", () => {
       pat: "developer",
       run: (gl, c) => gl.create(c, project, { name: "n", scopes: ["read_registry"] }),
       tag: "Forbidden",
-      message: /GitLab answered 403 Forbidden for POST \/projects\/group%2Fproject\/deploy_tokens: role too low: need Maintainer on a project, Owner on a group/,
+      message:
+        /GitLab answered 403 Forbidden for POST \/projects\/group%2Fproject\/deploy_tokens: role too low: need Maintainer on a project, Owner on a group/,
     },
     {
       name: "group Maintainer on POST",
@@ -316,7 +317,12 @@ describe("faults", () => {
     Effect.gen(function* () {
       const w = yield* simulator()
       w.sim.faults.add({ method: "POST", kind: "latency", ms: 1500, phase: "after" })
-      const error = yield* failure(withGitLab((gl) => gl.create(connect(w, w.pats.maintainer), project, { name: "n", scopes: ["read_registry"] }), { ...fast, requestTimeout: "300 millis" }))
+      const error = yield* failure(
+        withGitLab((gl) => gl.create(connect(w, w.pats.maintainer), project, { name: "n", scopes: ["read_registry"] }), {
+          ...fast,
+          requestTimeout: "300 millis",
+        }),
+      )
       assert.isTrue(error._tag === "Unavailable" && error.maybeApplied)
       yield* Effect.sleep("1500 millis")
       assert.strictEqual(posts(w.sim).length, 1)
@@ -509,9 +515,7 @@ describe("https", () => {
     Effect.gen(function* () {
       const w = yield* simulator({ tls: true })
       const error = yield* failure(
-        withGitLab((gl) =>
-          gl.create(connect(w, w.pats.maintainer, { allowHttp: false, caPem: undefined }), project, { name: "n", scopes: ["read_registry"] }),
-        ),
+        withGitLab((gl) => gl.create(connect(w, w.pats.maintainer, { allowHttp: false, caPem: undefined }), project, { name: "n", scopes: ["read_registry"] })),
       )
       assert.strictEqual(error._tag, "Unavailable")
       assert.isTrue(error._tag === "Unavailable" && !error.maybeApplied)

@@ -51,10 +51,23 @@ const lifecycle = async () => {
   const sim = await startSimulator({ requestLogLimit: 100_000 })
   const { pat } = addMaintainedProject(sim, { user: "bench", path: "group/project" })
   const spec = validateSpec(
-    { url: sim.url, projectID: "group/project", name: "bench", username: "bench", scopes: ["read_registry"], expiresAfter: "720h", auth: { token: { secretRef: { name: "t", key: "token" } } } },
+    {
+      url: sim.url,
+      projectID: "group/project",
+      name: "bench",
+      username: "bench",
+      scopes: ["read_registry"],
+      expiresAfter: "720h",
+      auth: { token: { secretRef: { name: "t", key: "token" } } },
+    },
     { allowHttp: true },
   ).spec!
-  const job: Job = { key: "bench", spec, connection: { url: sim.url, accessToken: Redacted.make(pat), allowHttp: true }, policy: { refreshIntervalMs: 3_600_000, graceMs: 0 } }
+  const job: Job = {
+    key: "bench",
+    spec,
+    connection: { url: sim.url, accessToken: Redacted.make(pat), allowHttp: true },
+    policy: { refreshIntervalMs: 3_600_000, graceMs: 0 },
+  }
   const quiet = Layer.mergeAll(Logger.layer([]), Layer.succeed(References.MinimumLogLevel, "Warn"))
   const layer = Layer.mergeAll(State.layerMemory, Sink.layerMemory, gitlabLayer(), quiet)
   // One runtime for the measurements so State and the sink persist between calls.
@@ -90,10 +103,22 @@ const callBudget = async () => {
   const sim = await startSimulator({ requestLogLimit: 100_000, now: time.now })
   const { pat } = addMaintainedProject(sim, { user: "bench", path: "group/project" })
   const spec = validateSpec(
-    { url: sim.url, projectID: "group/project", name: "bench", username: "bench", scopes: ["read_registry"], auth: { token: { secretRef: { name: "t", key: "token" } } } },
+    {
+      url: sim.url,
+      projectID: "group/project",
+      name: "bench",
+      username: "bench",
+      scopes: ["read_registry"],
+      auth: { token: { secretRef: { name: "t", key: "token" } } },
+    },
     { allowHttp: true },
   ).spec!
-  const job: Job = { key: "budget", spec, connection: { url: sim.url, accessToken: Redacted.make(pat), allowHttp: true }, policy: { refreshIntervalMs: 0, graceMs: 0 } }
+  const job: Job = {
+    key: "budget",
+    spec,
+    connection: { url: sim.url, accessToken: Redacted.make(pat), allowHttp: true },
+    policy: { refreshIntervalMs: 0, graceMs: 0 },
+  }
   const quiet = Layer.mergeAll(Logger.layer([]), Layer.succeed(References.MinimumLogLevel, "Error"))
   const layer = Layer.mergeAll(State.layerMemory, Sink.layerMemory, gitlabLayer({ maxAttempts: 1, requestTimeout: "1 second" }), quiet)
   const hours = 12
@@ -154,7 +179,7 @@ const cli = async (perSecondInProcess: number) => {
     const loopMs = performance.now() - t
     report("100 rotations in one `gldt run` loop", `${(loopMs / 1000).toFixed(2)} s (${(loopMs / 100).toFixed(1)} ms/rotation)`)
     report("ratio: process per rotation / rotation in a loop", `${(median(times) / (loopMs / 100)).toFixed(1)}x`)
-    report("ratio: loop over HTTP / in-process lifecycle", `${((loopMs / 100) / (1000 / perSecondInProcess)).toFixed(1)}x`)
+    report("ratio: loop over HTTP / in-process lifecycle", `${(loopMs / 100 / (1000 / perSecondInProcess)).toFixed(1)}x`)
   } finally {
     sim.kill("SIGTERM")
     rmSync(work, { recursive: true, force: true })

@@ -189,7 +189,10 @@ export const controllerBench = async (root: string, report: Report, n: number) =
     await kube.kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"])
     const ns = await kube.newNamespace("bench")
     const atStart = await idleStartRss(root, kube, ns)
-    report("controller: RSS after start, caches synced, nothing to do", `${(atStart.rssKiB / 1024).toFixed(0)} MiB (peak ${(atStart.peakKiB / 1024).toFixed(0)} MiB)`)
+    report(
+      "controller: RSS after start, caches synced, nothing to do",
+      `${(atStart.rssKiB / 1024).toFixed(0)} MiB (peak ${(atStart.peakKiB / 1024).toFixed(0)} MiB)`,
+    )
     await kube.kubectl(["create", "secret", "generic", "gitlab-api-token", `--from-literal=token=${sim.pat}`], { namespace: ns })
     // Create the objects before the controller starts, in chunks (kubectl reads the whole file).
     for (let start = 0; start < n; start += 250) {
@@ -253,7 +256,11 @@ export const controllerBench = async (root: string, report: Report, n: number) =
     // Includes the bench's own polling (a few lists of ExternalSecrets at the end).
     const requests = diffCounts(await apiserverRequests(kube), requestsBefore)
     const total = [...requests.values()].reduce((a, b) => a + b, 0)
-    const top = [...requests].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, v]) => `${k} ${(v / n).toFixed(2)}`).join(", ")
+    const top = [...requests]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 8)
+      .map(([k, v]) => `${k} ${(v / n).toFixed(2)}`)
+      .join(", ")
     report("controller: Kubernetes API requests per ExternalSecret (first mint)", `${(total / n).toFixed(1)} (${top})`)
     // Idle: every token is fresh (refreshInterval 1h), nothing is due.
     await sleep(5_000)

@@ -22,7 +22,12 @@ const handshakeMs = (launcher: string, clientCert: string): Promise<number> =>
     const started = performance.now()
     const child = spawn(launcher, [], {
       stdio: ["ignore", "pipe", "ignore"],
-      env: { PATH: process.env.PATH ?? "", VAULT_BACKEND_PLUGIN: "6669da05-b1c8-4f49-97d9-c8e5bed98e20", PLUGIN_PROTOCOL_VERSIONS: "5", PLUGIN_CLIENT_CERT: clientCert },
+      env: {
+        PATH: process.env.PATH ?? "",
+        VAULT_BACKEND_PLUGIN: "6669da05-b1c8-4f49-97d9-c8e5bed98e20",
+        PLUGIN_PROTOCOL_VERSIONS: "5",
+        PLUGIN_CLIENT_CERT: clientCert,
+      },
     })
     child.stdout.once("data", () => {
       const ms = performance.now() - started
@@ -58,10 +63,14 @@ export const vaultPlugin = async (report: Report): Promise<void> => {
   const vault = await startVault({ pluginDir, log: () => undefined })
   try {
     const launcher = writeLauncher({ dir: pluginDir })
-    const cert = execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null", "-subj", "/CN=localhost", "-days", "1"], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "ignore"],
-    })
+    const cert = execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null", "-subj", "/CN=localhost", "-days", "1"],
+      {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+      },
+    )
     const starts: number[] = []
     for (let i = 0; i < 5; i++) starts.push(await handshakeMs(launcher.path, cert))
     report("vault plugin: exec → handshake line (median of 5)", `${median(starts).toFixed(0)} ms`)

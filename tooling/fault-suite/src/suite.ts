@@ -206,7 +206,11 @@ export const runOne = async (sim: Simulator, clock: OffsetClock, seed: number, o
       logs.push(line)
     }),
   )
-  const baseServices = Layer.mergeAll(stateMemory, sinkMemory, gitlabLayer({ requestTimeout: REQUEST_TIMEOUT_MS, maxAttempts: 3, baseDelay: "1 millis", maxDelay: "20 millis" }))
+  const baseServices = Layer.mergeAll(
+    stateMemory,
+    sinkMemory,
+    gitlabLayer({ requestTimeout: REQUEST_TIMEOUT_MS, maxAttempts: 3, baseDelay: "1 millis", maxDelay: "20 millis" }),
+  )
   const services = Layer.effectContext(
     Effect.gen(function* () {
       const state = yield* State
@@ -320,7 +324,10 @@ export const runOne = async (sim: Simulator, clock: OffsetClock, seed: number, o
       let slowArmed = false
       if (rng() < faultP) {
         const method = pick(["POST", "GET", "DELETE"] as const)
-        const kinds = method === "GET" ? (["latency", "status5xx", "rateLimit", "reset"] as const) : (["latency", "status5xx", "rateLimit", "reset", "appliedButLost"] as const)
+        const kinds =
+          method === "GET"
+            ? (["latency", "status5xx", "rateLimit", "reset"] as const)
+            : (["latency", "status5xx", "rateLimit", "reset", "appliedButLost"] as const)
         const kind = pick(kinds)
         const projectRe = "^/api/v4/projects/[^/]+/deploy_tokens"
         const rule: FaultRule =
@@ -357,7 +364,11 @@ export const runOne = async (sim: Simulator, clock: OffsetClock, seed: number, o
             name: same ? "eso-managed" : "someone-else",
             username: same ? "eso" : "other",
             scopes: [...SCOPE_SETS[variant % 2]],
-            expiresAt: pick([null, new Date(clock.now() + 720 * HOUR).toISOString(), new Date(Math.floor((clock.now() + 720 * HOUR) / 1000) * 1000).toISOString()]),
+            expiresAt: pick([
+              null,
+              new Date(clock.now() + 720 * HOUR).toISOString(),
+              new Date(Math.floor((clock.now() + 720 * HOUR) / 1000) * 1000).toISOString(),
+            ]),
           })
           foreignIds.push(t.id)
           trace.push(`  foreign token ${t.id}`)
@@ -453,7 +464,17 @@ export const runOne = async (sim: Simulator, clock: OffsetClock, seed: number, o
             {
               ...base,
               generation: base.generation + 1,
-              intent: { generation: base.generation + 1, location, name: spec.name, username: spec.username ?? null, scopes: [...spec.scopes], expiresAt: null, specHash: "legacy", watermark: Math.max(0, ...sim.tokens().map((t) => t.id)), createdAt: 0 },
+              intent: {
+                generation: base.generation + 1,
+                location,
+                name: spec.name,
+                username: spec.username ?? null,
+                scopes: [...spec.scopes],
+                expiresAt: null,
+                specHash: "legacy",
+                watermark: Math.max(0, ...sim.tokens().map((t) => t.id)),
+                createdAt: 0,
+              },
             },
             Option.isSome(found) ? found.value.version : null,
           )
@@ -546,11 +567,5 @@ export const runOne = async (sim: Simulator, clock: OffsetClock, seed: number, o
     } satisfies RunResult
   })
 
-  return Effect.runPromise(
-    program.pipe(
-      Effect.provide(services),
-      Effect.provideService(Clock.Clock, clock.clock),
-      Random.withSeed(seed),
-    ),
-  )
+  return Effect.runPromise(program.pipe(Effect.provide(services), Effect.provideService(Clock.Clock, clock.clock), Random.withSeed(seed)))
 }

@@ -22,13 +22,29 @@ describe("randomized fault and crash suite", () => {
     console.log(`fault suite: ${summarize(results)}`)
     for (const r of failing.slice(0, 3)) console.log(`seed ${r.seed} (rerun with GLDT_FAULT_SEED=${r.seed}):\n${r.trace.join("\n")}`)
     assert.deepStrictEqual(failing.flatMap((r) => r.violations).slice(0, 20), [])
-    assert.strictEqual(sum((r) => r.leaked), 0, "leaked tokens")
+    assert.strictEqual(
+      sum((r) => r.leaked),
+      0,
+      "leaked tokens",
+    )
     // No look-alike was injected on purpose in these runs: every token must be proven ours or not.
-    assert.strictEqual(sum((r) => r.suspects), 0, "suspects")
+    assert.strictEqual(
+      sum((r) => r.suspects),
+      0,
+      "suspects",
+    )
     // The suite must really exercise what it claims to.
     if (results.length >= 100) {
-      assert.isAbove(sum((r) => r.faults), results.length / 2, "faults were injected")
-      assert.isAbove(sum((r) => r.crashes), results.length, "crashes were injected")
+      assert.isAbove(
+        sum((r) => r.faults),
+        results.length / 2,
+        "faults were injected",
+      )
+      assert.isAbove(
+        sum((r) => r.crashes),
+        results.length,
+        "crashes were injected",
+      )
       assert.isAbove(results.filter((r) => r.keys > 1).length, results.length / 3, "several keys shared a target")
       assert.isAbove(results.filter((r) => r.trace.some((l) => l.includes("project moved"))).length, results.length / 10, "projects moved")
       assert.isAbove(results.filter((r) => r.trace.some((l) => l.includes("access lowered for"))).length, results.length / 10, "revocations failed for good")
@@ -39,7 +55,10 @@ describe("randomized fault and crash suite", () => {
     // A negative control: mint a token with the run's own access token outside the lifecycle.
     const seed = 900_001
     const result = await runOne(sim, clock, seed, { steps: 2, faultProbability: 0, crashProbability: 0, tamper: true })
-    assert.isTrue(result.violations.some((v) => v.includes("I1 leaked")), JSON.stringify(result.violations))
+    assert.isTrue(
+      result.violations.some((v) => v.includes("I1 leaked")),
+      JSON.stringify(result.violations),
+    )
   })
 
   it("a look-alike injected on purpose next to an unprovable interrupted create is a suspect, and counted as a leak", async () => {
@@ -47,6 +66,9 @@ describe("randomized fault and crash suite", () => {
     const result = await runOne(sim, clock, seed, { steps: 2, faultProbability: 0, crashProbability: 0, injectLookalike: true })
     assert.strictEqual(result.suspects, 1)
     assert.strictEqual(result.leaked, 1)
-    assert.isTrue(result.violations.some((v) => v.includes("kept only as a suspect")), JSON.stringify(result.violations))
+    assert.isTrue(
+      result.violations.some((v) => v.includes("kept only as a suspect")),
+      JSON.stringify(result.violations),
+    )
   })
 })

@@ -133,8 +133,7 @@ const requestParams = (req: ApiRequest): { readonly params: Params } | { readonl
 }
 
 /** Replies carry all of status, headers and body; the param/record shapes used here never do. */
-const isReply = (value: unknown): value is Reply =>
-  typeof value === "object" && value !== null && "status" in value && "headers" in value && "body" in value
+const isReply = (value: unknown): value is Reply => typeof value === "object" && value !== null && "status" in value && "headers" in value && "body" in value
 
 interface ListParams {
   readonly page: number | undefined

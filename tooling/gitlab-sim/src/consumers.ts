@@ -63,7 +63,8 @@ const deployTokenLogin = (world: World, username: string, password: string): Dep
 
 // ------------------------------------------------------------------ git
 
-const GIT_DENIED = "HTTP Basic: Access denied. If a password was provided for Git authentication, the password was incorrect or you're required to use a token instead of a password.\n"
+const GIT_DENIED =
+  "HTTP Basic: Access denied. If a password was provided for Git authentication, the password was incorrect or you're required to use a token instead of a password.\n"
 
 const gitNotFound = (): Reply => text(404, "The project you were looking for could not be found or you don't have permission to view it.\n")
 
@@ -72,10 +73,7 @@ const gitUnauthorized = (): Reply => text(401, GIT_DENIED, { "WWW-Authenticate":
 const pktLine = (line: string): string => (line.length + 4).toString(16).padStart(4, "0") + line
 
 const refAdvertisement = (service: string): string =>
-  pktLine(`# service=${service}\n`) +
-  "0000" +
-  pktLine(`${"0".repeat(40)} capabilities^{}\0agent=gitlab-sim\n`) +
-  "0000"
+  pktLine(`# service=${service}\n`) + "0000" + pktLine(`${"0".repeat(40)} capabilities^{}\0agent=gitlab-sim\n`) + "0000"
 
 /** `/<path>(.git)/info/refs` → project path, or undefined when not a git route. */
 export const gitProjectPath = (rawPath: string): string | undefined => {

@@ -46,7 +46,10 @@ const asTarget = (value: unknown): TokenTarget => {
 }
 
 export const handleControl = (sim: Simulator, method: string, rawPath: string, query: URLSearchParams, body: Buffer): Reply => {
-  const parts = rawPath.split("/").slice(2).map((p) => decodeURIComponent(p))
+  const parts = rawPath
+    .split("/")
+    .slice(2)
+    .map((p) => decodeURIComponent(p))
   const [resource, id, action] = parts
   const route = `${method} ${resource ?? ""}${id === undefined ? "" : "/:id"}${action === undefined ? "" : `/${action}`}`
 
@@ -64,7 +67,10 @@ export const handleControl = (sim: Simulator, method: string, rawPath: string, q
       const tokenId = Number(id)
       if (!sim.token(tokenId)) return notFound("deploy token")
       sim.revokeInUi(tokenId)
-      return json(200, sim.tokens().find((t) => t.id === tokenId))
+      return json(
+        200,
+        sim.tokens().find((t) => t.id === tokenId),
+      )
     }
     case "DELETE tokens/:id":
       return sim.deleteToken(Number(id)) ? empty(204) : notFound("deploy token")

@@ -14,8 +14,7 @@ const lengthBytes = (length: number): Buffer => {
   return Buffer.from([0x80 | bytes.length, ...bytes])
 }
 
-export const tlv = (tag: number, content: Buffer): Buffer =>
-  Buffer.concat([Buffer.from([tag]), lengthBytes(content.length), content])
+export const tlv = (tag: number, content: Buffer): Buffer => Buffer.concat([Buffer.from([tag]), lengthBytes(content.length), content])
 
 export const sequence = (...items: readonly Buffer[]): Buffer => tlv(0x30, Buffer.concat(items))
 
@@ -42,8 +41,7 @@ export const smallInteger = (value: number): Buffer => unsignedInteger(Buffer.fr
 
 export const octetString = (content: Buffer): Buffer => tlv(0x04, content)
 
-export const bitString = (content: Buffer, unusedBits = 0): Buffer =>
-  tlv(0x03, Buffer.concat([Buffer.from([unusedBits]), content]))
+export const bitString = (content: Buffer, unusedBits = 0): Buffer => tlv(0x03, Buffer.concat([Buffer.from([unusedBits]), content]))
 
 export const utf8String = (value: string): Buffer => tlv(0x0c, Buffer.from(value, "utf8"))
 
@@ -68,13 +66,7 @@ const pad2 = (n: number): string => String(n).padStart(2, "0")
 /** UTCTime before 2050, GeneralizedTime from 2050 on (RFC 5280 §4.1.2.5). */
 export const time = (date: Date): Buffer => {
   const year = date.getUTCFullYear()
-  const rest =
-    pad2(date.getUTCMonth() + 1) +
-    pad2(date.getUTCDate()) +
-    pad2(date.getUTCHours()) +
-    pad2(date.getUTCMinutes()) +
-    pad2(date.getUTCSeconds()) +
-    "Z"
+  const rest = pad2(date.getUTCMonth() + 1) + pad2(date.getUTCDate()) + pad2(date.getUTCHours()) + pad2(date.getUTCMinutes()) + pad2(date.getUTCSeconds()) + "Z"
   if (year >= 1950 && year < 2050) return tlv(0x17, Buffer.from(pad2(year % 100) + rest, "ascii"))
   return tlv(0x18, Buffer.from(String(year).padStart(4, "0") + rest, "ascii"))
 }

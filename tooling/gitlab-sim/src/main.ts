@@ -85,7 +85,10 @@ const main = async (): Promise<void> => {
     rateLimit,
     onRequest:
       v.verbose === true
-        ? (e) => process.stderr.write(`${e.method} ${e.path}${e.query === "" ? "" : `?${e.query}`} ${e.status}${e.fault === null ? "" : ` fault=${e.fault}`} ${e.durationMs.toFixed(1)}ms\n`)
+        ? (e) =>
+            process.stderr.write(
+              `${e.method} ${e.path}${e.query === "" ? "" : `?${e.query}`} ${e.status}${e.fault === null ? "" : ` fault=${e.fault}`} ${e.durationMs.toFixed(1)}ms\n`,
+            )
         : undefined,
   })
 

@@ -13,8 +13,7 @@ export const DEPLOY_TOKEN_SCOPES = [
 
 export type DeployTokenScope = (typeof DEPLOY_TOKEN_SCOPES)[number]
 
-export const isDeployTokenScope = (value: string): value is DeployTokenScope =>
-  (DEPLOY_TOKEN_SCOPES as readonly string[]).includes(value)
+export const isDeployTokenScope = (value: string): value is DeployTokenScope => (DEPLOY_TOKEN_SCOPES as readonly string[]).includes(value)
 
 /** Sorts and de-duplicates scopes into AVAILABLE_SCOPES order. */
 export const canonicalScopes = (scopes: Iterable<DeployTokenScope>): DeployTokenScope[] => {

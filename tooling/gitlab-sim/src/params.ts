@@ -105,8 +105,7 @@ const utcMs = (y: number, mo: number, d: number, h: number, mi: number, s: numbe
   return date.getTime()
 }
 
-const ISO_RE =
-  /^(\d{4})-?(\d{2})-?(\d{2})(?:[Tt ]+(\d{2}):?(\d{2})(?::?(\d{2})(?:[.,](\d+))?)?)?\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?$/
+const ISO_RE = /^(\d{4})-?(\d{2})-?(\d{2})(?:[Tt ]+(\d{2}):?(\d{2})(?::?(\d{2})(?:[.,](\d+))?)?)?\s*(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?$/
 
 /**
  * Approximates Ruby's `DateTime.parse` for the formats clients send: ISO 8601

@@ -45,7 +45,12 @@ export const serverError = (status: number, body?: string): Reply => {
   if (body !== undefined) return text(status, body)
   if (status === 500) return INTERNAL_ERROR()
   const title = GATEWAY_TITLES[status] ?? `${status} Server Error`
-  return text(status, `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`, {}, "text/html")
+  return text(
+    status,
+    `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`,
+    {},
+    "text/html",
+  )
 }
 
 export interface RateLimitInfo {
@@ -69,8 +74,13 @@ export const rateLimitHeaders = (info: RateLimitInfo): Record<string, string> =>
 
 /** Rack::Attack's throttled response (row 41). */
 export const tooManyRequests = (info: RateLimitInfo): Reply =>
-  text(429, "Retry later\n", {
-    ...rateLimitHeaders(info),
-    "RateLimit-ResetTime": new Date(info.resetAt * 1000).toUTCString(),
-    "Retry-After": String(info.retryAfter),
-  }, "text/plain")
+  text(
+    429,
+    "Retry later\n",
+    {
+      ...rateLimitHeaders(info),
+      "RateLimit-ResetTime": new Date(info.resetAt * 1000).toUTCString(),
+      "Retry-After": String(info.retryAfter),
+    },
+    "text/plain",
+  )

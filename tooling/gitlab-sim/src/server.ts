@@ -161,7 +161,14 @@ export class Simulator {
     const world = new World(options.now ?? Date.now)
     let tls: TlsMaterial | undefined
     if (options.tls === true) {
-      const extra = host === "127.0.0.1" || host === "localhost" || host === "::1" || host === "0.0.0.0" || host === "::" ? {} : isIP(host) === 4 ? { ipAddresses: [host] } : isIP(host) === 0 ? { dnsNames: [host] } : {}
+      const extra =
+        host === "127.0.0.1" || host === "localhost" || host === "::1" || host === "0.0.0.0" || host === "::"
+          ? {}
+          : isIP(host) === 4
+            ? { ipAddresses: [host] }
+            : isIP(host) === 0
+              ? { dnsNames: [host] }
+              : {}
       tls = generateTlsMaterial(extra)
     }
     let handler: (req: IncomingMessage, res: ServerResponse) => void = () => undefined

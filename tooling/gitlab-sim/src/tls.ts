@@ -4,20 +4,7 @@
  * (ECDSA P-256 keys, SHA-256 signatures) plus the DER encoder in der.ts.
  */
 import { createHash, createPublicKey, generateKeyPairSync, type KeyObject, randomBytes, sign, X509Certificate } from "node:crypto"
-import {
-  bitString,
-  boolean,
-  explicit,
-  implicitPrimitive,
-  octetString,
-  oid,
-  sequence,
-  set,
-  smallInteger,
-  time,
-  unsignedInteger,
-  utf8String,
-} from "./der.ts"
+import { bitString, boolean, explicit, implicitPrimitive, octetString, oid, sequence, set, smallInteger, time, unsignedInteger, utf8String } from "./der.ts"
 
 export interface TlsMaterial {
   /** PEM of the CA certificate that signed `certPem`. Give it to clients as `ca`. */
@@ -42,10 +29,7 @@ const OID_SERVER_AUTH = "1.3.6.1.5.5.7.3.1"
 const DAY_MS = 86_400_000
 
 const name = (commonName: string): Buffer =>
-  sequence(
-    set(sequence(oid(OID_ORGANIZATION), utf8String("gitlab-sim"))),
-    set(sequence(oid(OID_COMMON_NAME), utf8String(commonName))),
-  )
+  sequence(set(sequence(oid(OID_ORGANIZATION), utf8String("gitlab-sim"))), set(sequence(oid(OID_COMMON_NAME), utf8String(commonName))))
 
 const extension = (id: string, critical: boolean, value: Buffer): Buffer =>
   critical ? sequence(oid(id), boolean(true), octetString(value)) : sequence(oid(id), octetString(value))
@@ -53,7 +37,9 @@ const extension = (id: string, critical: boolean, value: Buffer): Buffer =>
 /** SHA-1 of the subjectPublicKey BIT STRING contents (RFC 5280 §4.2.1.2, method 1). */
 const keyId = (spki: Buffer): Buffer => {
   // For an EC P-256 SPKI the public key bits are the trailing 65 bytes.
-  return createHash("sha1").update(spki.subarray(spki.length - 65)).digest()
+  return createHash("sha1")
+    .update(spki.subarray(spki.length - 65))
+    .digest()
 }
 
 const serial = (): Buffer => {

@@ -563,7 +563,13 @@ export class World {
     }
     const header = Buffer.from(JSON.stringify({ alg: "none", typ: "JWT" })).toString("base64url")
     const payload = Buffer.from(
-      JSON.stringify({ iss: "gitlab-sim", aud: "container_registry", jti: randomBytes(8).toString("hex"), iat: Math.floor(now / 1000), exp: Math.floor((now + ttlMs) / 1000) }),
+      JSON.stringify({
+        iss: "gitlab-sim",
+        aud: "container_registry",
+        jti: randomBytes(8).toString("hex"),
+        iat: Math.floor(now / 1000),
+        exp: Math.floor((now + ttlMs) / 1000),
+      }),
     ).toString("base64url")
     const jwt = `${header}.${payload}.${randomBytes(16).toString("base64url")}`
     const expiresAt = now + ttlMs

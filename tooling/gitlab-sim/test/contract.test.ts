@@ -353,7 +353,7 @@ describe("project create (rows 19–30)", () => {
     expect(fx.sim.tokens()).toEqual([])
   })
 
-  it("row 23: scopes [] or \"\" → 400 {message: Scopes can't be blank}", async () => {
+  it('row 23: scopes [] or "" → 400 {message: Scopes can\'t be blank}', async () => {
     for (const scopes of [[], ""]) {
       const res = await post({ name: "x", scopes })
       expect(res.status).toBe(400)
@@ -439,7 +439,15 @@ describe("project create (rows 19–30)", () => {
       expect(again.body).toMatchObject({ expires_at: null, username: `gitlab+deploy-token-${(again.body as { id: number }).id}` })
     }
     const truth = fx.sim.tokens()[0]
-    expect(truth).toMatchObject({ id: body.id, type: "project", ownerId: 42, ownerPath: "group/project", createdBy: "api", createdByUser: "maint", token: body.token })
+    expect(truth).toMatchObject({
+      id: body.id,
+      type: "project",
+      ownerId: 42,
+      ownerPath: "group/project",
+      createdBy: "api",
+      createdByUser: "maint",
+      token: body.token,
+    })
   })
 
   it("row 30: the same body twice → two distinct tokens", async () => {

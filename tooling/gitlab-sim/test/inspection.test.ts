@@ -14,7 +14,12 @@ describe("in-process inspection API", () => {
     const api = await createToken(fx, { name: "mine", username: "ci", scopes: ["read_registry", "read_repository"], expires_at: "2031-01-01" })
     const foreign = fx.sim.createForeignToken({ target: { group: "group" }, name: "theirs", scopes: ["read_registry"], expiresAt: "2030-06-16T00:00:00Z" })
     expect(foreign.token).toMatch(/^gldt-[A-Za-z0-9_-]{20}$/)
-    const legacy = fx.sim.createForeignToken({ target: { project: "group/project" }, name: "legacy", scopes: ["read_repository"], token: "abcdefghijklmnopqrst" })
+    const legacy = fx.sim.createForeignToken({
+      target: { project: "group/project" },
+      name: "legacy",
+      scopes: ["read_repository"],
+      token: "abcdefghijklmnopqrst",
+    })
     expect(fx.sim.tokens()).toEqual([
       {
         id: api.id,
@@ -34,7 +39,16 @@ describe("in-process inspection API", () => {
         createdAt: new Date(NOW).toISOString(),
         token: api.token,
       },
-      expect.objectContaining({ id: foreign.id, type: "group", ownerId: 7, ownerPath: "group", createdBy: "foreign", createdByUser: null, username: `gitlab+deploy-token-${foreign.id}`, customUsername: null }),
+      expect.objectContaining({
+        id: foreign.id,
+        type: "group",
+        ownerId: 7,
+        ownerPath: "group",
+        createdBy: "foreign",
+        createdByUser: null,
+        username: `gitlab+deploy-token-${foreign.id}`,
+        customUsername: null,
+      }),
       expect.objectContaining({ id: legacy.id, token: "abcdefghijklmnopqrst" }),
     ])
     fx.sim.revokeInUi(foreign.id)
@@ -77,7 +91,14 @@ describe("in-process inspection API", () => {
     await call(fx.sim, "/_sim/tokens")
     expect(fx.sim.requests()).toEqual([
       expect.objectContaining({ seq: 1, method: "POST", path: "/api/v4/projects/42/deploy_tokens", status: 201, time: NOW, fault: null, user: "maint" }),
-      expect.objectContaining({ seq: 2, method: "DELETE", path: "/api/v4/projects/42/deploy_tokens/1", status: 502, fault: "status5xx", faults: ["status5xx"] }),
+      expect.objectContaining({
+        seq: 2,
+        method: "DELETE",
+        path: "/api/v4/projects/42/deploy_tokens/1",
+        status: 502,
+        fault: "status5xx",
+        faults: ["status5xx"],
+      }),
     ])
     fx.sim.clearRequests()
     expect(fx.sim.requests()).toEqual([])
@@ -98,10 +119,17 @@ describe("in-process inspection API", () => {
   it("group memberships are inherited by subgroups and projects", async () => {
     fx.sim.addGroup({ id: 70, path: "group/sub" })
     fx.sim.addProject({ id: 700, path: "group/sub/deep" })
-    const res = await call(fx.sim, "/api/v4/projects/group%2Fsub%2Fdeep/deploy_tokens", { pat: fx.pats.groupMaintainer, json: { name: "x", scopes: ["read_repository"] } })
+    const res = await call(fx.sim, "/api/v4/projects/group%2Fsub%2Fdeep/deploy_tokens", {
+      pat: fx.pats.groupMaintainer,
+      json: { name: "x", scopes: ["read_repository"] },
+    })
     expect(res.status).toBe(201)
-    expect((await call(fx.sim, "/api/v4/groups/group%2Fsub/deploy_tokens", { pat: fx.pats.groupOwner, json: { name: "y", scopes: ["read_registry"] } })).status).toBe(201)
-    expect((await call(fx.sim, "/api/v4/groups/group%2Fsub/deploy_tokens", { pat: fx.pats.groupMaintainer, json: { name: "y", scopes: ["read_registry"] } })).status).toBe(403)
+    expect(
+      (await call(fx.sim, "/api/v4/groups/group%2Fsub/deploy_tokens", { pat: fx.pats.groupOwner, json: { name: "y", scopes: ["read_registry"] } })).status,
+    ).toBe(201)
+    expect(
+      (await call(fx.sim, "/api/v4/groups/group%2Fsub/deploy_tokens", { pat: fx.pats.groupMaintainer, json: { name: "y", scopes: ["read_registry"] } })).status,
+    ).toBe(403)
     fx.sim.setMember({ group: 7 }, "gmaint", null)
     expect((await call(fx.sim, "/api/v4/projects/700/deploy_tokens", { pat: fx.pats.groupMaintainer })).status).toBe(404)
   })
@@ -109,7 +137,9 @@ describe("in-process inspection API", () => {
 
 describe("/_sim control endpoints", () => {
   it("tokens, foreign-tokens, revoke, delete", async () => {
-    const created = await call(fx.sim, "/_sim/foreign-tokens", { json: { target: "project:42", name: "ui", username: "u", scopes: ["read_repository"], expiresAt: "2031-01-01" } })
+    const created = await call(fx.sim, "/_sim/foreign-tokens", {
+      json: { target: "project:42", name: "ui", username: "u", scopes: ["read_repository"], expiresAt: "2031-01-01" },
+    })
     expect(created.status).toBe(201)
     const { id, token } = created.body as { id: number; token: string }
     const list = await call(fx.sim, "/_sim/tokens")

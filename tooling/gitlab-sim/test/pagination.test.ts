@@ -43,7 +43,7 @@ describe("offset pagination", () => {
     expect(middle.headers.get("x-prev-page")).toBe("1")
     const rels = [...(middle.headers.get("link") ?? "").matchAll(/rel="(\w+)"/g)].map((m) => m[1])
     expect(rels).toEqual(["prev", "next", "first", "last"])
-    expect(middle.headers.get("link")).toContain("?active=true&id=group%2Fproject&page=1&per_page=20>; rel=\"prev\"")
+    expect(middle.headers.get("link")).toContain('?active=true&id=group%2Fproject&page=1&per_page=20>; rel="prev"')
 
     const last = await list("?page=3")
     expect(idsOf(last.body)).toEqual(ids.slice(40))

@@ -30,7 +30,16 @@ describe("create parameter encodings", () => {
   })
 
   it("scopes come back in canonical order, duplicates collapsed, all seven accepted", async () => {
-    const all = ["write_virtual_registry", "read_virtual_registry", "write_package_registry", "read_package_registry", "write_registry", "read_registry", "read_repository", "read_registry"]
+    const all = [
+      "write_virtual_registry",
+      "read_virtual_registry",
+      "write_package_registry",
+      "read_package_registry",
+      "write_registry",
+      "read_registry",
+      "read_repository",
+      "read_registry",
+    ]
     const res = await call(fx.sim, URL, { pat: fx.pats.maintainer, json: { name: "all", scopes: all } })
     expect((res.body as { scopes: string[] }).scopes).toEqual([
       "read_repository",
@@ -62,9 +71,15 @@ describe("create parameter encodings", () => {
   })
 
   it("username: blank or whitespace means the default; numbers coerce to strings", async () => {
-    const blank = (await call(fx.sim, URL, { pat: fx.pats.maintainer, json: { name: "x", scopes: ["read_repository"], username: "   " } })).body as { id: number; username: string }
+    const blank = (await call(fx.sim, URL, { pat: fx.pats.maintainer, json: { name: "x", scopes: ["read_repository"], username: "   " } })).body as {
+      id: number
+      username: string
+    }
     expect(blank.username).toBe(`gitlab+deploy-token-${blank.id}`)
-    const numeric = (await call(fx.sim, URL, { pat: fx.pats.maintainer, json: { name: 5, scopes: ["read_repository"], username: 123 } })).body as { name: string; username: string }
+    const numeric = (await call(fx.sim, URL, { pat: fx.pats.maintainer, json: { name: 5, scopes: ["read_repository"], username: 123 } })).body as {
+      name: string
+      username: string
+    }
     expect(numeric).toMatchObject({ name: "5", username: "123" })
     const invalid = await call(fx.sim, URL, { pat: fx.pats.maintainer, json: { name: ["x"], scopes: ["read_repository"], username: { a: 1 } } })
     expect(invalid.body).toEqual({ error: "name is invalid, username is invalid" })
@@ -77,7 +92,11 @@ describe("create parameter encodings", () => {
     expect(nullName.body).toEqual({ message: "500 Internal Server Error" })
     const bad = await call(fx.sim, URL, { pat: fx.pats.maintainer, headers: { "content-type": "application/json" }, method: "POST" })
     expect(bad.body).toEqual({ error: "name is missing, scopes is missing" })
-    const malformed = await fetch(fx.sim.url + URL, { method: "POST", headers: { "PRIVATE-TOKEN": fx.pats.maintainer, "content-type": "application/json" }, body: "{nope" })
+    const malformed = await fetch(fx.sim.url + URL, {
+      method: "POST",
+      headers: { "PRIVATE-TOKEN": fx.pats.maintainer, "content-type": "application/json" },
+      body: "{nope",
+    })
     expect(malformed.status).toBe(400)
     const nullScopes = await call(fx.sim, URL, { pat: fx.pats.maintainer, json: { name: "x", scopes: null } })
     expect(nullScopes.body).toEqual({ error: "scopes does not have a valid value" })

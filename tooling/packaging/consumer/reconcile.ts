@@ -38,11 +38,7 @@ const job: Lifecycle.Job = {
   policy: { refreshIntervalMs: 24 * 3_600_000, graceMs: Spec.DEFAULT_GRACE_MS },
 }
 
-const services = Layer.mergeAll(
-  FileState.layer({ dir: env("STATE_DIR") }),
-  FileSink.layer({ path: env("SINK_FILE"), format: "env" }),
-  GitLabClient.layer(),
-)
+const services = Layer.mergeAll(FileState.layer({ dir: env("STATE_DIR") }), FileSink.layer({ path: env("SINK_FILE"), format: "env" }), GitLabClient.layer())
 
 const report = await Effect.runPromise(Lifecycle.reconcile(job).pipe(Effect.provide(services)))
 process.stdout.write(`${JSON.stringify(report)}\n`)

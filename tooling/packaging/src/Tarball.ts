@@ -35,12 +35,15 @@ const ALWAYS = new Set(["package.json", "README.md", "LICENSE"])
 
 const norm = (p: string): string => p.replace(/^\.\//, "")
 
-const targets = (t: ExportTarget): ReadonlyArray<string> =>
-  t === null ? [] : typeof t === "string" ? [t] : Object.values(t).flatMap(targets)
+const targets = (t: ExportTarget): ReadonlyArray<string> => (t === null ? [] : typeof t === "string" ? [t] : Object.values(t).flatMap(targets))
 
 /** `./dist/*.js` → a RegExp over package paths. */
 const patternOf = (target: string): RegExp =>
-  new RegExp(`^${norm(target).replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace("*", "(.+)")}$`)
+  new RegExp(
+    `^${norm(target)
+      .replace(/[.+?^${}()|[\]\\]/g, "\\$&")
+      .replace("*", "(.+)")}$`,
+  )
 
 /** Relative module specifiers in a JS or `.d.ts` file. */
 const relativeImports = (text: string): ReadonlyArray<string> => {
@@ -75,7 +78,8 @@ export const tarballProblems = (tarball: Tarball): ReadonlyArray<string> => {
   // Each JS module reachable through a pattern export has its declarations, and the other way round.
   for (const f of files) {
     if (f.startsWith("dist/") && f.endsWith(".js") && !have.has(f.replace(/\.js$/, ".d.ts"))) missing(`the declarations of ${f},`, f.replace(/\.js$/, ".d.ts"))
-    if (f.startsWith("dist/") && f.endsWith(".d.ts") && !have.has(f.replace(/\.d\.ts$/, ".js"))) missing(`the module declared by ${f},`, f.replace(/\.d\.ts$/, ".js"))
+    if (f.startsWith("dist/") && f.endsWith(".d.ts") && !have.has(f.replace(/\.d\.ts$/, ".js")))
+      missing(`the module declared by ${f},`, f.replace(/\.d\.ts$/, ".js"))
   }
 
   const bins = typeof manifest.bin === "string" ? { [manifest.name]: manifest.bin } : (manifest.bin ?? {})
@@ -83,7 +87,8 @@ export const tarballProblems = (tarball: Tarball): ReadonlyArray<string> => {
     const file = norm(target)
     if (!have.has(file)) missing(`the bin ${name} →`, file)
     else if (!file.endsWith(".js")) problems.push(`${manifest.name}: the bin ${name} is ${file}, not compiled JS`)
-    else if (!tarball.read(file).startsWith("#!/usr/bin/env node")) problems.push(`${manifest.name}: the bin ${name} (${file}) lacks a #!/usr/bin/env node line`)
+    else if (!tarball.read(file).startsWith("#!/usr/bin/env node"))
+      problems.push(`${manifest.name}: the bin ${name} (${file}) lacks a #!/usr/bin/env node line`)
   }
 
   for (const f of files) {
@@ -95,7 +100,10 @@ export const tarballProblems = (tarball: Tarball): ReadonlyArray<string> => {
     }
   }
 
-  for (const [field, deps] of [["dependencies", manifest.dependencies], ["peerDependencies", manifest.peerDependencies]] as const) {
+  for (const [field, deps] of [
+    ["dependencies", manifest.dependencies],
+    ["peerDependencies", manifest.peerDependencies],
+  ] as const) {
     for (const [dep, range] of Object.entries(deps ?? {})) {
       if (range.startsWith("workspace:")) problems.push(`${manifest.name}: ${field}.${dep} is still ${range}`)
     }

@@ -71,7 +71,12 @@ const SPECS: Record<ToolName, ToolSpec> = {
     licenseFile: "LICENSE",
   },
   // Only to render and lint the controller's chart in tests.
-  helm: { module: "helm", pkg: "helm.sh/helm/v4/cmd/helm", versionModule: "helm.sh/helm/v4", ldflags: (v) => [`-X helm.sh/helm/v4/internal/version.version=${v}`] },
+  helm: {
+    module: "helm",
+    pkg: "helm.sh/helm/v4/cmd/helm",
+    versionModule: "helm.sh/helm/v4",
+    ldflags: (v) => [`-X helm.sh/helm/v4/internal/version.version=${v}`],
+  },
 }
 
 /** tooling/testenv/ (this file lives in tooling/testenv/src/). */
@@ -233,10 +238,13 @@ export const ensureTool = async (name: ToolName, opts: BuildOptions = {}): Promi
     let compiled = 0
     let downloaded = 0
     let last = ""
-    const heartbeat = setInterval(() => {
-      const dl = downloaded > 0 ? `${downloaded} modules downloaded, ` : ""
-      log(`  ${name}: still building, ${fmtSecs(Date.now() - started)}, ${dl}${compiled} packages compiled (last: ${last || "-"})`)
-    }, (opts.heartbeatSeconds ?? 20) * 1000)
+    const heartbeat = setInterval(
+      () => {
+        const dl = downloaded > 0 ? `${downloaded} modules downloaded, ` : ""
+        log(`  ${name}: still building, ${fmtSecs(Date.now() - started)}, ${dl}${compiled} packages compiled (last: ${last || "-"})`)
+      },
+      (opts.heartbeatSeconds ?? 20) * 1000,
+    )
     try {
       // -v names each package as it is compiled (cached ones are skipped): the heartbeat counts them.
       await run(go, ["build", "-v", "-ldflags", info.ldflags, "-o", tmp, info.pkg], {
@@ -277,10 +285,7 @@ export const ensureTool = async (name: ToolName, opts: BuildOptions = {}): Promi
 }
 
 /** Build the given tools one after the other (parallel Go builds only thrash a 2-core machine). */
-export const ensureTools = async (
-  names: ReadonlyArray<ToolName> = ALL_TOOLS,
-  opts: BuildOptions = {},
-): Promise<Record<ToolName, string>> => {
+export const ensureTools = async (names: ReadonlyArray<ToolName> = ALL_TOOLS, opts: BuildOptions = {}): Promise<Record<ToolName, string>> => {
   const out: Partial<Record<ToolName, string>> = {}
   for (const name of names) {
     const r = await ensureTool(name, opts)

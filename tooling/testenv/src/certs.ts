@@ -36,14 +36,7 @@ export interface Pki {
 }
 
 /** SANs of the serving certificate: loopback plus the in-cluster names of the `kubernetes` Service. */
-export const SERVING_SANS = [
-  "IP:127.0.0.1",
-  "DNS:localhost",
-  "DNS:kubernetes",
-  "DNS:kubernetes.default",
-  "DNS:kubernetes.default.svc",
-  "IP:10.0.0.1",
-] as const
+export const SERVING_SANS = ["IP:127.0.0.1", "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc", "IP:10.0.0.1"] as const
 
 /** Create a P-256 CA and a serving certificate signed by it in `dir`. */
 export const makePki = async (bin: string, dir: string): Promise<Pki> => {

@@ -115,11 +115,7 @@ export const probe = (url: string, tls: { readonly ca?: string } = {}): Promise<
   })
 
 /** Poll `url` until it answers 200; fails early with the process's log tail if the process exits. */
-export const waitReady = async (
-  url: string,
-  proc: Proc,
-  opts: { readonly timeoutMs?: number; readonly ca?: string } = {},
-): Promise<void> => {
+export const waitReady = async (url: string, proc: Proc, opts: { readonly timeoutMs?: number; readonly ca?: string } = {}): Promise<void> => {
   const end = Date.now() + (opts.timeoutMs ?? 120_000)
   let last = 0
   while (Date.now() < end) {

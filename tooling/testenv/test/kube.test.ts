@@ -25,17 +25,13 @@ interface ApiResponse {
 /** A raw HTTPS call to the API server, TLS verified against the generated CA. */
 const api = (method: string, path: string, token?: string): Promise<ApiResponse> =>
   new Promise((ok, ko) => {
-    const req = request(
-      `${kube().server}${path}`,
-      { method, ca: kube().caPem, headers: token ? { authorization: `Bearer ${token}` } : {} },
-      (res) => {
-        let body = ""
-        res.setEncoding("utf8").on("data", (d: string) => {
-          body += d
-        })
-        res.on("end", () => ok({ status: res.statusCode ?? 0, body }))
-      },
-    )
+    const req = request(`${kube().server}${path}`, { method, ca: kube().caPem, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+      let body = ""
+      res.setEncoding("utf8").on("data", (d: string) => {
+        body += d
+      })
+      res.on("end", () => ok({ status: res.statusCode ?? 0, body }))
+    })
     req.on("error", ko)
     req.end()
   })

@@ -19,9 +19,7 @@ export const generate = Command.make(
     const report = yield* reconcile({
       ...p.job,
       policy: { ...p.job.policy, refreshIntervalMs: 0, refreshPolicy: "CreatedOnce", renewBeforeExpiry: false },
-    }).pipe(
-      Effect.provide(p.layer),
-    )
+    }).pipe(Effect.provide(p.layer))
     yield* emit(c, "generate", report)
   }, reportingFailures),
 ).pipe(Command.withDescription("Mint and deliver one token if the key has none"))

@@ -33,7 +33,9 @@ export const recover = Command.make(
     } else {
       for (const line of describeReport("recover", report, yield* Clock.currentTimeMillis)) printText(line)
       for (const f of lookalikes) {
-        printText(`untracked look-alike token ${f.token.id} (${f.token.name}/${f.token.username}): not made by this key as far as gldt can prove; left untouched`)
+        printText(
+          `untracked look-alike token ${f.token.id} (${f.token.name}/${f.token.username}): not made by this key as far as gldt can prove; left untouched`,
+        )
       }
     }
     if (report.revokeErrors.length > 0) return yield* Effect.fail(new RevokeFailed({ count: report.revokeErrors.length }))

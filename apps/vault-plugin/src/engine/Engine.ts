@@ -180,7 +180,9 @@ export class Engine implements LogicalBackend {
       if (req.operation !== "update" && req.operation !== "create") throw new UnsupportedOperation()
       if (Object.keys(req.data).length > 0) throw new VaultError(400, `tidy takes no fields; got ${Object.keys(req.data).join(", ")}`)
       const report = await this.tidy("requested")
-      return { data: { orphans_revoked: report.orphansRevoked, expired_revoked: report.expiredRevoked, unsettled: report.unsettled, errors: [...report.errors] } }
+      return {
+        data: { orphans_revoked: report.orphansRevoked, expired_revoked: report.expiredRevoked, unsettled: report.unsettled, errors: [...report.errors] },
+      }
     }
     if (path === "roles") {
       if (req.operation !== "list") throw new UnsupportedOperation()
@@ -231,7 +233,8 @@ export class Engine implements LogicalBackend {
 
   private async requireConfig(): Promise<EngineConfig> {
     const c = await this.loadConfig()
-    if (c === undefined) throw new VaultError(400, "the engine is not configured: write url and token to config first (vault write gldt/config url=https://… token=…)")
+    if (c === undefined)
+      throw new VaultError(400, "the engine is not configured: write url and token to config first (vault write gldt/config url=https://… token=…)")
     return c
   }
 
@@ -243,7 +246,8 @@ export class Engine implements LogicalBackend {
   }
 
   private async role(req: Request, name: string): Promise<Response | undefined> {
-    if (!ROLE_NAME.test(name)) throw new VaultError(400, `role name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-' (at most 128), starting with a letter or digit`)
+    if (!ROLE_NAME.test(name))
+      throw new VaultError(400, `role name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-' (at most 128), starting with a letter or digit`)
     switch (req.operation) {
       case "read": {
         const r = await this.loadRole(name)
@@ -280,7 +284,8 @@ export class Engine implements LogicalBackend {
     if (!ROLE_NAME.test(roleName)) throw new VaultError(400, `role name ${JSON.stringify(roleName)} is not valid`)
     const config = await this.requireConfig()
     const role = await this.loadRole(roleName)
-    if (role === undefined) throw new VaultError(400, `role ${JSON.stringify(roleName)} does not exist; create it with vault write gldt/roles/${roleName} project_id=… scopes=…`)
+    if (role === undefined)
+      throw new VaultError(400, `role ${JSON.stringify(roleName)} does not exist; create it with vault write gldt/roles/${roleName} project_id=… scopes=…`)
     const { ttlMs, maxTtlMs } = await this.ttls(config, role)
     const key = leaseKey()
     this.inFlight.add(key)
@@ -415,7 +420,13 @@ export class Engine implements LogicalBackend {
     this.tidy(reason).then(
       (r) => {
         if (r.orphansRevoked + r.expiredRevoked + r.unsettled + r.errors.length > 0) {
-          log("info", "tidy finished", { reason, orphans_revoked: r.orphansRevoked, expired_revoked: r.expiredRevoked, unsettled: r.unsettled, errors: r.errors.length })
+          log("info", "tidy finished", {
+            reason,
+            orphans_revoked: r.orphansRevoked,
+            expired_revoked: r.expiredRevoked,
+            unsettled: r.unsettled,
+            errors: r.errors.length,
+          })
         }
         if (r.unsettled > 0 || r.errors.length > 0) this.scheduleTidy()
         else this.tidyRetries = 0
@@ -441,7 +452,8 @@ export class Engine implements LogicalBackend {
     const config = await this.loadConfig()
     const keys = await this.run(State.use((s) => s.list()))
     if (keys.length === 0) return { orphansRevoked: 0, expiredRevoked: 0, unsettled: 0, errors: [] }
-    if (config === undefined) return { orphansRevoked: 0, expiredRevoked: 0, unsettled: 0, errors: ["config is missing: tokens cannot be revoked until it is written again"] }
+    if (config === undefined)
+      return { orphansRevoked: 0, expiredRevoked: 0, unsettled: 0, errors: ["config is missing: tokens cannot be revoked until it is written again"] }
     const connection = this.connection(config)
     let orphansRevoked = 0
     let expiredRevoked = 0

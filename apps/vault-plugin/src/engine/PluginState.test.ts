@@ -61,4 +61,3 @@ describe("PluginState", () => {
     expect(order).toEqual(["a+", "a-", "b+", "b-"])
   })
 })
-

@@ -17,7 +17,10 @@ export interface PluginCertificate {
 }
 
 const pem = (label: string, der: ArrayBuffer): string => {
-  const b64 = Buffer.from(der).toString("base64").replace(/(.{64})/g, "$1\n").replace(/\n$/, "")
+  const b64 = Buffer.from(der)
+    .toString("base64")
+    .replace(/(.{64})/g, "$1\n")
+    .replace(/\n$/, "")
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`
 }
 

@@ -28,4 +28,3 @@ export const checkHandshakeEnv = (env: NodeJS.ProcessEnv): { readonly clientCert
   }
   return { clientCertPem }
 }
-

@@ -69,7 +69,10 @@ describe("go-plugin server", () => {
   it("speaks the handshake, health, broker and Backend protocol to a host that pins its certificate", async () => {
     const [core, app, network, address, proto, cert] = running.handshakeLine.split("|")
     expect(address!.startsWith(join(dir, `gldt-plugin-${process.pid}-`))).toBe(true)
-    expect(readdirSync(dir).filter((n) => n.includes("stale")), "a dead plugin's socket directory is removed").toEqual([])
+    expect(
+      readdirSync(dir).filter((n) => n.includes("stale")),
+      "a dead plugin's socket directory is removed",
+    ).toEqual([])
     expect([core, app, network, proto]).toEqual(["1", "5", "unix", "grpc"])
     expect(cert!.length).toBeGreaterThan(50)
     expect(cert).not.toMatch(/=$/)
@@ -81,7 +84,11 @@ describe("go-plugin server", () => {
     const channel = base.getChannel()
     // A client without the host's certificate is refused.
     const stranger = await makeCertificate()
-    const refused = new Generic(`unix:${address}`, grpc.credentials.createSsl(Buffer.from(pluginPem), Buffer.from(stranger.keyPem), Buffer.from(stranger.certPem)), options)
+    const refused = new Generic(
+      `unix:${address}`,
+      grpc.credentials.createSsl(Buffer.from(pluginPem), Buffer.from(stranger.keyPem), Buffer.from(stranger.certPem)),
+      options,
+    )
     const BackendClient = grpc.makeGenericClientConstructor(protocol.Backend, "Backend")
     await expect(call(new BackendClient("unused", creds, { ...options, channelOverride: refused.getChannel() }), "Type", {})).rejects.toThrow()
 
@@ -116,10 +123,14 @@ describe("go-plugin server", () => {
     stream.write({ service_id: 7, network: "unix", address: hostSocket })
 
     expect(await call(backendClient, "Setup", { broker_id: 7, Config: {}, backendUUID: "u" })).toEqual({ err: "" })
-    const reply = await call<{ response: { data: string; secret: { lease_options: { TTL: string; MaxTTL: string } } }; err: unknown }>(backendClient, "HandleRequest", {
-      storage_id: 7,
-      request: { operation: "update", path: "kv/a", data: JSON.stringify({ x: 1 }) },
-    })
+    const reply = await call<{ response: { data: string; secret: { lease_options: { TTL: string; MaxTTL: string } } }; err: unknown }>(
+      backendClient,
+      "HandleRequest",
+      {
+        storage_id: 7,
+        request: { operation: "update", path: "kv/a", data: JSON.stringify({ x: 1 }) },
+      },
+    )
     expect(reply.err).toBeNull()
     expect(JSON.parse(reply.response.data)).toEqual({ echoed: { x: 1 } })
     // TTLs travel as int64 nanoseconds.

@@ -55,11 +55,7 @@ const removeStaleSocketDirs = (base: string): void => {
   }
 }
 
-export const serve = async (
-  protocol: ProtocolServices,
-  build: (broker: Broker) => PluginServices,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<Running> => {
+export const serve = async (protocol: ProtocolServices, build: (broker: Broker) => PluginServices, env: NodeJS.ProcessEnv = process.env): Promise<Running> => {
   const { clientCertPem } = checkHandshakeEnv(env)
   const cert = await makeCertificate()
   const broker = new Broker({ hostCertPem: clientCertPem, certPem: cert.certPem, keyPem: cert.keyPem })

@@ -51,7 +51,8 @@ export const launcherScript = (node: string, entry: string, descriptor: string, 
 export const writeLauncher = (opts: LauncherOptions): Launcher => {
   const dir = resolve(opts.dir)
   const name = opts.name ?? LAUNCHER_NAME
-  if (name.includes("/")) throw new Error(`launcher name ${JSON.stringify(name)} must be a plain file name: Vault runs only files directly in the plugin directory`)
+  if (name.includes("/"))
+    throw new Error(`launcher name ${JSON.stringify(name)} must be a plain file name: Vault runs only files directly in the plugin directory`)
   const entry = resolve(opts.entry ?? ENGINE_ENTRY)
   if (!existsSync(entry)) throw new Error(`plugin entry ${entry} does not exist`)
   const descriptor = buildDescriptor()

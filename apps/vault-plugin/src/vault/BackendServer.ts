@@ -73,7 +73,9 @@ export const decodeRequest = (r: WireRequest): Request => ({
   operation: r.operation ?? "",
   path: r.path ?? "",
   data: parseJson(r.data),
-  secret: r.secret ? { leaseId: r.secret.lease_id ?? "", leaseOptions: decodeLease(r.secret.lease_options), internalData: parseJson(r.secret.internal_data) } : undefined,
+  secret: r.secret
+    ? { leaseId: r.secret.lease_id ?? "", leaseOptions: decodeLease(r.secret.lease_options), internalData: parseJson(r.secret.internal_data) }
+    : undefined,
   mountPoint: r.mount_point ?? "",
 })
 
@@ -175,7 +177,12 @@ export const backendService = (protocol: ProtocolServices, broker: Broker, backe
         const { target, credentials, options } = await broker.dial(args.broker_id)
         const storage = new protocol.StorageClient(target, credentials, options)
         const system = new protocol.SystemViewClient(target, credentials, { ...options, channelOverride: storage.getChannel() })
-        await backend.setup({ storage: storageClient(storage), system: systemViewClient(system), config: args.Config ?? {}, backendUuid: args.backendUUID ?? "" })
+        await backend.setup({
+          storage: storageClient(storage),
+          system: systemViewClient(system),
+          config: args.Config ?? {},
+          backendUuid: args.backendUUID ?? "",
+        })
         ready = true
         return { err: "" }
       } catch (e) {

@@ -25,9 +25,7 @@ const attempt = (key: string, lockPath: string, prepare: Effect.Effect<void, Sta
     ),
     (lock) =>
       Effect.tryPromise(() => release(lock)).pipe(
-        Effect.flatMap((released) =>
-          released ? Effect.void : Effect.logWarning(`lock ${lock.path} was no longer ours when released; left it in place`),
-        ),
+        Effect.flatMap((released) => (released ? Effect.void : Effect.logWarning(`lock ${lock.path} was no longer ours when released; left it in place`))),
         Effect.catch((e) => Effect.logWarning(`cannot release lock ${lock.path}: ${describeError(e)}`)),
       ),
   )

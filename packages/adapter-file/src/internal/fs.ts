@@ -21,8 +21,7 @@ export const sha256 = (data: string | Uint8Array): string => createHash("sha256"
 export const randomSuffix = (): string => randomBytes(6).toString("hex")
 
 /** The name of a temporary sibling of `file`: hidden, unique, ending in `.tmp`. */
-export const tempPathFor = (file: string): string =>
-  path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomSuffix()}.tmp`)
+export const tempPathFor = (file: string): string => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomSuffix()}.tmp`)
 
 /** Reads a file, or undefined when it does not exist. */
 export const readIfExists = async (file: string): Promise<Buffer | undefined> => {

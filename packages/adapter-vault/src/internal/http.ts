@@ -39,8 +39,7 @@ export interface TransportOptions {
 /** Codes meaning the connection was never established: nothing was sent. */
 const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"])
 
-const defaultCas = (): ReadonlyArray<string> =>
-  typeof tls.getCACertificates === "function" ? tls.getCACertificates("default") : tls.rootCertificates
+const defaultCas = (): ReadonlyArray<string> => (typeof tls.getCACertificates === "function" ? tls.getCACertificates("default") : tls.rootCertificates)
 
 export const makeTransport = (options: TransportOptions): Transport => {
   // Connections are not kept alive: a write never rides on a socket Vault already closed.

@@ -52,13 +52,41 @@ const tagOf = async <A, E>(layer: StateLayer, program: Effect.Effect<A, E, State
  * new version, and load returns that record and version.
  */
 export const expectCompareAndSet = async (layer: StateLayer, key: string, missingKey: string) => {
-  const v1 = await run(layer, st((s) => s.save(key, emptyRecord(key), null)))
-  expect(await tagOf(layer, st((s) => s.save(key, emptyRecord(key), null)))).toBe("StateConflict")
-  const v2 = await run(layer, st((s) => s.save(key, { ...emptyRecord(key), generation: 1 }, v1)))
+  const v1 = await run(
+    layer,
+    st((s) => s.save(key, emptyRecord(key), null)),
+  )
+  expect(
+    await tagOf(
+      layer,
+      st((s) => s.save(key, emptyRecord(key), null)),
+    ),
+  ).toBe("StateConflict")
+  const v2 = await run(
+    layer,
+    st((s) => s.save(key, { ...emptyRecord(key), generation: 1 }, v1)),
+  )
   expect(v2).not.toBe(v1)
-  expect(await tagOf(layer, st((s) => s.save(key, { ...emptyRecord(key), generation: 2 }, v1)))).toBe("StateConflict")
-  expect(await tagOf(layer, st((s) => s.save(missingKey, emptyRecord(missingKey), "1")))).toBe("StateConflict")
-  expect(Option.getOrThrow(await run(layer, st((s) => s.load(key))))).toEqual({ record: { ...emptyRecord(key), generation: 1 }, version: v2 })
+  expect(
+    await tagOf(
+      layer,
+      st((s) => s.save(key, { ...emptyRecord(key), generation: 2 }, v1)),
+    ),
+  ).toBe("StateConflict")
+  expect(
+    await tagOf(
+      layer,
+      st((s) => s.save(missingKey, emptyRecord(missingKey), "1")),
+    ),
+  ).toBe("StateConflict")
+  expect(
+    Option.getOrThrow(
+      await run(
+        layer,
+        st((s) => s.load(key)),
+      ),
+    ),
+  ).toEqual({ record: { ...emptyRecord(key), generation: 1 }, version: v2 })
 }
 
 /**
@@ -79,7 +107,12 @@ export const expectOneWinnerPerRace = async (a: StateLayer, b: StateLayer, key: 
     const lost: ReadonlyArray<string> = outcomes.flatMap((o) => (o._tag === "Failure" ? [o.failure._tag] : []))
     expect(won.length, `round ${round}`).toBe(1)
     expect(lost, `round ${round}`).toEqual(["StateConflict"])
-    const loaded = Option.getOrThrow(await run(a, st((s) => s.load(key))))
+    const loaded = Option.getOrThrow(
+      await run(
+        a,
+        st((s) => s.load(key)),
+      ),
+    )
     expect(loaded.record.generation).toBe(round)
     expect(loaded.record.lastError).toBe(outcomes[0]!._tag === "Success" ? "A" : "B")
     expect(loaded.version).toBe(won[0])

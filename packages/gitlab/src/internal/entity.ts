@@ -21,8 +21,7 @@ export const decodeEntity = (u: unknown, nowMs: number): DeployToken | string =>
   if (o.revoked !== undefined && typeof o.revoked !== "boolean") return `token ${o.id} has a malformed revoked`
   if (o.expired !== undefined && typeof o.expired !== "boolean") return `token ${o.id} has a malformed expired`
   // GitLab before `revoked`/`expired` existed (13.x/14.x): compute `expired` from the date.
-  const expired =
-    typeof o.expired === "boolean" ? o.expired : expiresAt !== null && !Number.isNaN(Date.parse(expiresAt)) && Date.parse(expiresAt) <= nowMs
+  const expired = typeof o.expired === "boolean" ? o.expired : expiresAt !== null && !Number.isNaN(Date.parse(expiresAt)) && Date.parse(expiresAt) <= nowMs
   return {
     id: o.id,
     name: o.name,

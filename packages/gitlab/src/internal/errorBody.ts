@@ -19,8 +19,7 @@ export const clip = (s: string): string => {
   return flat.length > MAX_TEXT ? `${flat.slice(0, MAX_TEXT)}…` : flat
 }
 
-const asText = (v: unknown): string | undefined =>
-  v === undefined || v === null ? undefined : typeof v === "string" ? v : JSON.stringify(v)
+const asText = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : typeof v === "string" ? v : JSON.stringify(v))
 
 const fromJson = (json: unknown, raw: string): ErrorBody => {
   if (typeof json === "string") return { message: clip(json) }

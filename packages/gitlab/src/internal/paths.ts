@@ -8,8 +8,7 @@ import type { Headers } from "effect/http"
 /** `group/sub/project` → `group%2Fsub%2Fproject`; a numeric id as it is. */
 export const escapeId = (id: string): string => (/^\d+$/.test(id) ? id : encodeURIComponent(id))
 
-export const targetPath = (target: Target): string =>
-  `/${target.kind === "project" ? "projects" : "groups"}/${escapeId(target.id)}`
+export const targetPath = (target: Target): string => `/${target.kind === "project" ? "projects" : "groups"}/${escapeId(target.id)}`
 
 /** Checks the connection before any request; the result is `scheme://host[:port]/prefix`. */
 export const baseUrl = (conn: Pick<Connection, "url" | "allowHttp">): Result.Result<URL, Invalid> => {

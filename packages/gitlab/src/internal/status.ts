@@ -3,17 +3,7 @@
  * each a small function of the answer. Messages name the method, the path, the status and
  * GitLab's own words, and say what to do.
  */
-import {
-  Forbidden,
-  type GitLabError,
-  Invalid,
-  Moved,
-  RateLimited,
-  TargetNotFound,
-  TokenNotFound,
-  Unauthorized,
-  Unavailable,
-} from "@gldt/core/Errors"
+import { Forbidden, type GitLabError, Invalid, Moved, RateLimited, TargetNotFound, TokenNotFound, Unauthorized, Unavailable } from "@gldt/core/Errors"
 import type { Headers } from "effect/http"
 import { type ErrorBody, gitlabText } from "./errorBody.ts"
 import { type Failure, POSSIBLY_CREATED, type RequestInfo } from "./request.ts"
@@ -177,14 +167,7 @@ const STATUS_TABLE: ReadonlyArray<readonly [(status: number) => boolean, (a: Ans
 ]
 
 /** Classifies a non-success status of a request sent to `requestUrl`. */
-export const classifyStatus = (
-  info: RequestInfo,
-  status: number,
-  headers: Headers.Headers,
-  body: ErrorBody,
-  nowMs: number,
-  requestUrl: URL,
-): Failure => {
+export const classifyStatus = (info: RequestInfo, status: number, headers: Headers.Headers, body: ErrorBody, nowMs: number, requestUrl: URL): Failure => {
   const answer: Answer = {
     info,
     status,
