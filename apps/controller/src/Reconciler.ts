@@ -373,7 +373,6 @@ export const make = (deps: Deps) => {
       owner,
       reuseReads: true,
       view: {
-        get: (name) => cache.informed.states.get(name, namespace) as KubeState.StateObject | undefined,
         list: () => cache.informed.states.list(namespace) as unknown as ReadonlyArray<KubeState.StateObject>,
       },
     })

@@ -53,7 +53,6 @@ export interface KubeStateOptions {
 
 /** Read-only access to state objects as an informer holds them (never mutated by KubeState). */
 export interface StateObjectsView {
-  get(name: string): StateObject | undefined
   list(): ReadonlyArray<StateObject>
 }
 

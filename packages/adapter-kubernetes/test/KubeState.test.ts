@@ -345,7 +345,7 @@ describe.concurrent("KubeState", () => {
     const listed = (await getJson(kube(), ["gitlabdeploytokenstates"], ns)).items as Array<StateObject>
     const broken = { ...listed[0]!, metadata: { ...listed[0]!.metadata, name: "broken" }, spec: { key: `${ns}/broken`, record: { nonsense: true } } }
     const objects = [...listed, broken]
-    const view = { get: (name: string) => objects.find((o) => o.metadata.name === name), list: () => objects }
+    const view = { list: () => objects }
     const program = Effect.gen(function* () {
       const s = yield* State
       expect(s.snapshot).toBeDefined()
