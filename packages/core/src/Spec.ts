@@ -208,6 +208,38 @@ const normalise = (d: Decoded): DeployTokenSpec => {
   }
 }
 
+/**
+ * One schema and decoder per `allowHttp`, built on first use: building them costs far more than a
+ * decode, and the controller validates a spec on every reconcile. `now` changes per call, so the
+ * cached schema reads it through a getter from `clock`, set just before the (synchronous) decode.
+ */
+const clock: { now: number | undefined } = { now: undefined }
+const decoders = new Map<boolean, ReturnType<typeof Schema.decodeUnknownResult<ReturnType<typeof makeGitlabDeployTokenSpec>>>>()
+const decoderFor = (options: ValidateOptions) => {
+  const allowHttp = options.allowHttp ?? false
+  let decode = decoders.get(allowHttp)
+  if (decode === undefined) {
+    decode = Schema.decodeUnknownResult(
+      makeGitlabDeployTokenSpec({
+        allowHttp,
+        get now() {
+          return clock.now
+        },
+      }),
+    )
+    decoders.set(allowHttp, decode)
+  }
+  const cached = decode
+  return (raw: unknown, parseOptions: Parameters<typeof cached>[1]) => {
+    clock.now = options.now
+    try {
+      return cached(raw, parseOptions)
+    } finally {
+      clock.now = undefined
+    }
+  }
+}
+
 /** Validates a `GitlabDeployToken` spec object; returns the normalised spec or every problem found. */
 export const validateSpec = (
   input: unknown,
@@ -222,7 +254,7 @@ export const validateSpec = (
     const message = r.check(raw)
     if (message !== undefined) problems.push({ path: r.path === undefined ? "spec" : `spec.${r.path}`, message })
   }
-  const decoded = Schema.decodeUnknownResult(makeGitlabDeployTokenSpec(options))(raw, { errors: "all", onExcessProperty: "error", reportInput: true })
+  const decoded = decoderFor(options)(raw, { errors: "all", onExcessProperty: "error", reportInput: true })
   if (Result.isFailure(decoded)) problems.push(...problemsOf(decoded.failure.issue, [], undefined))
   if (problems.length > 0 || Result.isFailure(decoded)) return { spec: undefined, problems }
   return { spec: normalise(decoded.success), problems: [] }

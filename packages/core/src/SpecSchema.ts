@@ -100,7 +100,7 @@ export interface SpecRuleOptions {
   /** Accept `http://` URLs (local tests only). */
   readonly allowHttp?: boolean
   /** Current time in ms, to refuse an `expiresAt` in the past. */
-  readonly now?: number
+  readonly now?: number | undefined
 }
 
 const set = (v: unknown) => v !== undefined && v !== null

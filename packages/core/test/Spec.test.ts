@@ -23,6 +23,19 @@ describe("spec validation", () => {
     assert.deepStrictEqual(r.spec?.expiry, { kind: "at", at: Date.parse("2027-01-01T00:00:00Z") })
   })
 
+  it("each call's now and allowHttp apply, though the schema behind them is built once", () => {
+    const spec = { ...base, expiresAt: "2027-01-01T00:00:00Z" }
+    assert.deepStrictEqual(problemsOf(spec, { now: Date.parse("2026-12-31T00:00:00Z") }), [])
+    assert.match(problemsOf(spec, { now: Date.parse("2027-02-01T00:00:00Z") })[0] ?? "", /^spec\.expiresAt: 2027-01-01T00:00:00Z is in the past/)
+    assert.deepStrictEqual(problemsOf(spec, { now: Date.parse("2026-12-31T00:00:00Z") }), [])
+    // Without now, no date is in the past.
+    assert.deepStrictEqual(validateSpec({ ...base, expiresAt: "2020-01-01T00:00:00Z" }).problems, [])
+    const http = { ...base, url: "http://gitlab.local" }
+    assert.match(problemsOf(http)[0] ?? "", /^spec\.url: uses plain http/)
+    assert.deepStrictEqual(problemsOf(http, { allowHttp: true }), [])
+    assert.match(problemsOf(http)[0] ?? "", /^spec\.url: uses plain http/)
+  })
+
   it("orders scopes canonically and drops duplicates", () => {
     const r = validateSpec({ ...base, scopes: ["read_registry", "read_repository", "read_registry"] })
     assert.deepStrictEqual(r.spec?.scopes, ["read_repository", "read_registry"])
