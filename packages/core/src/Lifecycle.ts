@@ -327,18 +327,32 @@ const everyRecord = (state: State["Service"]) =>
       })
 
 /** Draws a fingerprint no other key of this State uses at `location` (open intents and tracked tokens). */
+/**
+ * Parsed `expiresAt` per token or intent object: a State whose snapshot hands out the same objects
+ * every time (the controller's informer view) is read once per mint, and Date.parse was most of that.
+ */
+const parsedExpiry = new WeakMap<object, number>()
+
 const freshFingerprint = (job: Job, location: Location, now: number) =>
   Effect.gen(function* () {
     const state = yield* State
     const taken = new Set<number>()
+    // Runs once per mint over every record of the State: plain comparisons, no allocation per record.
+    const here = (l: Location) => l.url === location.url && l.target.kind === location.target.kind && l.target.id === location.target.id
+    const mark = (t: { readonly location: Location; readonly expiresAt: string | null } | undefined) => {
+      if (t === undefined || t.expiresAt === null || !here(t.location)) return
+      let ms = parsedExpiry.get(t)
+      if (ms === undefined) {
+        ms = Date.parse(t.expiresAt)
+        parsedExpiry.set(t, ms)
+      }
+      taken.add(ms)
+    }
     for (const r of yield* everyRecord(state)) {
-      const marks = [
-        ...(r.intent && locationKey(r.intent.location) === locationKey(location) ? [r.intent.expiresAt] : []),
-        ...[r.current, r.pending, ...r.retiring]
-          .filter((t): t is TokenRecord => t !== undefined && locationKey(t.location) === locationKey(location))
-          .map((t) => t.expiresAt),
-      ]
-      for (const m of marks) if (m !== null) taken.add(Date.parse(m))
+      mark(r.intent)
+      mark(r.current)
+      mark(r.pending)
+      for (const t of r.retiring) mark(t)
     }
     const span = nonceSpan(job.spec, now)
     let expiresAt = fingerprintExpiry(job.spec, now, yield* Random.nextIntBetween(1, span + 1))
