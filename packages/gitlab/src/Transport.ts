@@ -50,6 +50,9 @@ const markingConnector = (options: buildConnector.BuildOptions): buildConnector.
     })
 }
 
+/** How long an idle connection to GitLab may wait for its next request (far below any server's idle timeout). */
+export const KEEP_ALIVE_MS = 1_000
+
 /** The CAs Node trusts by default (bundled, plus NODE_EXTRA_CA_CERTS and the system store when enabled). */
 const defaultCas = (): ReadonlyArray<string> => (typeof tls.getCACertificates === "function" ? tls.getCACertificates("default") : tls.rootCertificates)
 
@@ -57,10 +60,13 @@ const defaultCas = (): ReadonlyArray<string> => (typeof tls.getCACertificates ==
  * undici's fetch with one dispatcher per distinct CA bundle, created on first use and closed when
  * the layer closes. Redirects are never followed here (the GitLab layer asks for
  * `redirect: "manual"`). Connection errors are marked with whether the request could already have
- * been written (`REQUEST_WRITABLE`). Connections are not kept alive (`pipelining: 0`): a POST
- * therefore never rides on an idle socket the server may already have closed, which would turn into
- * a reset that looks like a lost answer. undici is used rather than `@effect/platform-node`, whose
- * non-optional `redis` peer would be installed into every consumer.
+ * been written (`REQUEST_WRITABLE`). A connection is reused only while it has been idle for less
+ * than a second (`KEEP_ALIVE_MS`), or less than the server's own `Keep-Alive: timeout` minus two
+ * seconds: a request then never rides on a socket the server is about to close, which would turn
+ * into a reset that looks like a lost answer (and if one ever did, a POST is still treated as
+ * possibly applied, never re-sent). A burst of calls (a controller minting for many consumers) pays
+ * one TLS handshake per connection instead of one per call. undici is used rather than
+ * `@effect/platform-node`, whose non-optional `redis` peer would be installed into every consumer.
  */
 export const layer: Layer.Layer<GitLabTransport> = Layer.effect(
   GitLabTransport,
@@ -83,7 +89,11 @@ export const layer: Layer.Layer<GitLabTransport> = Layer.effect(
           // One TLS context per bundle, built once: with `ca` given per connection Node parsed the
           // whole default store plus the bundle for every request (about 20 ms of CPU each).
           const secureContext = caPem === undefined ? undefined : tls.createSecureContext({ ca: [...defaultCas(), caPem] })
-          const dispatcher = new Agent({ pipelining: 0, connect: markingConnector(secureContext === undefined ? {} : { secureContext }) })
+          const dispatcher = new Agent({
+            keepAliveTimeout: KEEP_ALIVE_MS,
+            keepAliveMaxTimeout: KEEP_ALIVE_MS,
+            connect: markingConnector(secureContext === undefined ? {} : { secureContext }),
+          })
           dispatchers.push(dispatcher)
           const client = HttpClient.transform(base, (effect) =>
             Effect.flatMap(Effect.serviceOption(FetchHttpClient.RequestInit), (init) =>

@@ -11,7 +11,7 @@ import { TestClock } from "effect/testing"
 import { FetchHttpClient, Headers, HttpClient, HttpClientResponse } from "effect/http"
 import { layer, layerNoTransport } from "../src/GitLabClient.ts"
 import type { GitLabClientOptions } from "../src/Options.ts"
-import { GitLabTransport, layerHttpClient } from "../src/Transport.ts"
+import { GitLabTransport, KEEP_ALIVE_MS, layerHttpClient } from "../src/Transport.ts"
 import { captureLogs, json, startServer, type TestServer, text } from "./support/server.ts"
 
 const ACCESS = "glpat-ACCESS-secret-1234567890"
@@ -624,6 +624,30 @@ describe("secrets", () => {
 })
 
 describe("layers", () => {
+  it.live("calls in a burst reuse connections; a connection idle for over KEEP_ALIVE_MS is not reused", () =>
+    Effect.gen(function* () {
+      const server = yield* startServer((_req, res) => {
+        res.writeHead(204)
+        res.end()
+      })
+      let connections = 0
+      ;(server as unknown as { server: import("node:http").Server }).server.on("connection", () => connections++)
+      const target = { kind: "project", id: "42" } as const
+      yield* withGitLab((gl) =>
+        Effect.gen(function* () {
+          for (let id = 1; id <= 6; id++) yield* gl.revoke(conn(server), target, id)
+          // A call may start before the previous one's socket is back in the pool: at most two.
+          const inBurst = connections
+          yield* Effect.sleep(KEEP_ALIVE_MS + 500)
+          yield* gl.revoke(conn(server), target, 7)
+          assert.isAtMost(inBurst, 2)
+          assert.strictEqual(connections, inBurst + 1)
+          assert.strictEqual(server.requests.length, 7)
+        }),
+      )
+    }),
+  )
+
   it.live("a fetch-based transport does not follow a cross-origin redirect either", () =>
     Effect.gen(function* () {
       const other = yield* startServer((_req, res) => json(res, 200, []))
