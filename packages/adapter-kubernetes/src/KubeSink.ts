@@ -51,9 +51,17 @@ export interface KubeSinkOptions {
    */
   readonly reuseReads?: boolean | undefined
   /**
+   * With `reuseReads`: the caller knows of no such Secret (say, its informer has none and the
+   * consumer never synced), so the first read is skipped and the Secret is taken as absent. A wrong
+   * guess costs a round trip, not a wrong write: creating a Secret that exists fails with 409, which
+   * reads it and plans again.
+   */
+  readonly absent?: boolean | undefined
+  /**
    * An informer's view of the namespace's managed Secrets (label
-   * `reconcile.external-secrets.io/managed=true`): with it, finding the Secrets of a previous target
-   * name costs no list call. A lagging view only delays that clean-up to the next delivery.
+   * `reconcile.external-secrets.io/managed=true`), or only those labelled as created by this owner:
+   * with it, finding the Secrets of a previous target name costs no list call. A lagging view only
+   * delays that clean-up to the next delivery.
    */
   readonly view?: { list(): ReadonlyArray<SecretObject> } | undefined
 }
@@ -84,7 +92,7 @@ export const make = (options: KubeSinkOptions) =>
       compiled.target !== undefined ? Effect.succeed(compiled.target) : Effect.fail(fail(key, `the target cannot be written: ${compiled.problems.join("; ")}`))
 
     /** The Secret as this instance last read or wrote it (with `reuseReads`); undefined: not known yet. */
-    let known: { readonly secret: SecretObject | undefined } | undefined
+    let known: { readonly secret: SecretObject | undefined } | undefined = options.reuseReads === true && options.absent === true ? { secret: undefined } : undefined
     const copy = (s: SecretObject | undefined) => (s === undefined ? undefined : (JSON.parse(JSON.stringify(s)) as SecretObject))
 
     const read = (key: string, fresh = false) =>

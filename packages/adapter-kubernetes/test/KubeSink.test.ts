@@ -380,4 +380,37 @@ describe.concurrent("one instance per reconcile (reuseReads, view)", () => {
     expect(requests).toBe(3)
     expect(await secret(ns, "old")).toBeUndefined()
   })
+
+  it("absent: a new consumer's Secret is created without a read first", async () => {
+    const ns = await kube().newNamespace("absent")
+    const owner = await createExternalSecret(kube(), ns, "es")
+    const target: Target = { name: "es", creationPolicy: "Owner" }
+    const layer = Layer.merge(
+      KubeSink.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()), target, owner, reuseReads: true, absent: true, view: { list: () => [] } }),
+      Logger.layer([]),
+    )
+    const { requests } = await counted(ns, layer, (s) => Effect.andThen(s.check("k"), s.deliver("k", credential(4))))
+    // Dry-run POST, POST: no GET.
+    expect(requests).toBe(2)
+    expect(decode((await mustSecret(ns, "es")).data.token)).toBe("gldt-token-4-Xy_z")
+  })
+
+  it("absent guessed wrong: creating the existing Secret conflicts, reads it, and updates it (their labels kept)", async () => {
+    const ns = await kube().newNamespace("absent-wrong")
+    const owner = await createExternalSecret(kube(), ns, "es")
+    const target: Target = { name: "es", creationPolicy: "Owner" }
+    await withSink(ns, target, owner, (s) => s.deliver("k", credential(1)))
+    await kube().kubectl(["label", "secret", "es", "team=payments"], { namespace: ns })
+    const layer = Layer.merge(
+      KubeSink.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()), target, owner, reuseReads: true, absent: true, view: { list: () => [] } }),
+      Logger.layer([]),
+    )
+    const { requests } = await counted(ns, layer, (s) => Effect.andThen(s.check("k"), s.deliver("k", credential(2))))
+    // Dry-run POST (409), GET, dry-run PUT, PUT.
+    expect(requests).toBe(4)
+    const s = await mustSecret(ns, "es")
+    expect(s.metadata.annotations?.["gldt.dev/token-id"]).toBe("2")
+    expect(decode(s.data.token)).toBe("gldt-token-2-Xy_z")
+    expect(s.metadata.labels?.team).toBe("payments")
+  })
 })
