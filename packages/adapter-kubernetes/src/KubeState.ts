@@ -49,6 +49,13 @@ export interface KubeStateOptions {
    * Leave it off for a long-lived instance, whose loads must see other writers' changes.
    */
   readonly reuseReads?: boolean | undefined
+  /**
+   * With `reuseReads`: keys the caller knows to have no state object yet (the controller: a consumer
+   * never synced whose object its informer does not have). Their first load costs no call. A wrong
+   * guess decides nothing: the first save then creates an object that exists, conflicts (409), and
+   * the key is read from the API before anything is decided again.
+   */
+  readonly absent?: ReadonlyArray<string> | undefined
 }
 
 /** Read-only access to state objects as an informer holds them (never mutated by KubeState). */
@@ -135,7 +142,7 @@ export const make = (options: KubeStateOptions) =>
      * with `reuseReads`, neither does a load). Someone else's write since then makes the save
      * conflict (resourceVersion), and the key is then read from the API.
      */
-    const seen = new Map<string, StateObject | null>()
+    const seen = new Map<string, StateObject | null>(options.reuseReads === true ? (options.absent ?? []).map((k) => [k, null] as const) : [])
 
     const ref = (key: string) => `${STATE_PLURAL}.${STATE_GROUP} ${namespace}/${stateObjectName(key)}`
     const apiError = (key: string, what: string) => (e: KubeCallError) => new StateError({ key, message: `cannot ${what} ${ref(key)}: ${e.toString()}` })

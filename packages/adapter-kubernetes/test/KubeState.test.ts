@@ -316,6 +316,50 @@ describe.concurrent("KubeState", () => {
     expect(Option.getOrThrow(created.result).record.current?.id).toBe(1001)
   })
 
+  it("absent: a key the caller knows to be new costs no read; its save creates the object in one request", async () => {
+    const ns = await kube().newNamespace("absent-known")
+    const key = `${ns}/es`
+    const program = Effect.gen(function* () {
+      const s = yield* State
+      const loaded = yield* requestsDuring(ns, Effect.all([s.load(key), s.load(key)]))
+      const created = yield* requestsDuring(ns, Effect.andThen(s.save(key, withToken(key), null), s.load(key)))
+      return { loaded, created }
+    })
+    const { loaded, created } = await Effect.runPromise(
+      program.pipe(Effect.provide(KubeState.layer({ namespace: ns, kubeConfig: kubeConfigOf(kube()), reuseReads: true, absent: [key] }))),
+    )
+    expect(loaded.result.every(Option.isNone)).toBe(true)
+    expect(loaded.requests).toBe(0)
+    expect(created.requests).toBe(1)
+    expect(Option.getOrThrow(created.result).record.current?.id).toBe(1001)
+  })
+
+  it("absent guessed wrong: the save conflicts instead of overwriting, and the next load reads the object that exists", async () => {
+    const ns = await kube().newNamespace("absent-wrong")
+    const key = `${ns}/es`
+    const kubeConfig = kubeConfigOf(kube())
+    await Effect.runPromise(
+      Effect.gen(function* () {
+        yield* (yield* State).save(key, withToken(key), null)
+      }).pipe(Effect.provide(KubeState.layer({ namespace: ns, kubeConfig }))),
+    )
+    const program = Effect.gen(function* () {
+      const s = yield* State
+      const guessed = yield* s.load(key)
+      const saved = yield* Effect.result(s.save(key, { ...withToken(key), generation: 9 }, null))
+      const reread = yield* requestsDuring(ns, s.load(key))
+      return { guessed, saved, reread }
+    })
+    const { guessed, saved, reread } = await Effect.runPromise(
+      program.pipe(Effect.provide(KubeState.layer({ namespace: ns, kubeConfig, reuseReads: true, absent: [key] }))),
+    )
+    expect(Option.isNone(guessed)).toBe(true)
+    expect(saved._tag === "Failure" && saved.failure._tag).toBe("StateConflict")
+    expect(reread.requests).toBe(1)
+    expect(Option.getOrThrow(reread.result).record.generation).not.toBe(9)
+    expect(Option.getOrThrow(reread.result).record.current?.id).toBe(1001)
+  })
+
   it("without reuseReads every load reads the API, so a long-lived instance sees other writers", async () => {
     const ns = await kube().newNamespace("fresh")
     const key = `${ns}/es`
