@@ -62,3 +62,22 @@ describe("shareConnections", () => {
     expect(opened).toBeLessThanOrEqual(16)
   })
 })
+
+describe("requests on the shared pool (the dispatcher's request instead of fetch)", () => {
+  it("keep client-node's behaviour: a created object comes back typed, a 404 is an ApiException with its code and body", async () => {
+    const k = kube()
+    const ns = await k.newNamespace("light")
+    const api = shareConnections(kubeConfigOf(k)).makeApiClient(CoreV1Api)
+    const created = await api.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "cm" }, data: { a: "ü" } } })
+    expect(created.metadata?.creationTimestamp).toBeInstanceOf(Date)
+    expect(created.data).toEqual({ a: "ü" })
+    const read = await api.readNamespacedConfigMap({ namespace: ns, name: "cm" })
+    expect(read.data).toEqual({ a: "ü" })
+    const missing = await api.readNamespacedConfigMap({ namespace: ns, name: "nope" }).then(
+      () => undefined,
+      (e: unknown) => e as { code?: number; body?: unknown },
+    )
+    expect(missing?.code).toBe(404)
+    expect(String(missing?.body)).toContain("not found")
+  })
+})
