@@ -300,3 +300,49 @@ export const start = (cache: CacheShape): Effect.Effect<void> =>
   Effect.promise(() => Promise.allSettled(Object.values(cache.informed).map((i) => i.start()))).pipe(Effect.asVoid)
 
 export const layer = (kc: KubeConfig, namespaces: ReadonlyArray<string>, which: ReadonlyArray<ResourceName>) => Layer.effect(Cache, make(kc, namespaces, which))
+
+/**
+ * One informer's objects grouped by a label's value, per namespace, kept current by its events: a
+ * reader asking for one value gets its few objects without copying and filtering the whole
+ * namespace (each `list` copies it). Made before `start`, so it sees the first list too.
+ */
+export class LabelIndex {
+  /** `namespace/value` → uid → object. */
+  private readonly groups = new Map<string, Map<string, Obj>>()
+  /** uid → the group it is in. */
+  private readonly groupOf = new Map<string, string>()
+
+  private readonly label: string
+
+  constructor(informed: Informed, label: string) {
+    this.label = label
+    informed.on((verb, o) => this.apply(verb, o))
+  }
+
+  private apply(verb: Verb, o: Obj): void {
+    const uid = o.metadata.uid ?? `${o.metadata.namespace}/${o.metadata.name}`
+    const before = this.groupOf.get(uid)
+    if (before !== undefined) {
+      const g = this.groups.get(before)
+      g?.delete(uid)
+      if (g?.size === 0) this.groups.delete(before)
+      this.groupOf.delete(uid)
+    }
+    const value = o.metadata.labels?.[this.label]
+    if (verb === "delete" || value === undefined) return
+    const at = `${o.metadata.namespace ?? ""}/${value}`
+    let g = this.groups.get(at)
+    if (g === undefined) {
+      g = new Map()
+      this.groups.set(at, g)
+    }
+    g.set(uid, o)
+    this.groupOf.set(uid, at)
+  }
+
+  /** The objects in `namespace` whose label has `value`. */
+  of(namespace: string, value: string): ReadonlyArray<Obj> {
+    const g = this.groups.get(`${namespace}/${value}`)
+    return g === undefined ? [] : [...g.values()]
+  }
+}

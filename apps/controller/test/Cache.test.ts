@@ -95,6 +95,38 @@ describe("trim", () => {
   })
 })
 
+describe("LabelIndex", () => {
+  /** An informer stand-in: the index only subscribes to its events. */
+  const events = () => {
+    const handlers: Array<(verb: Cache.Verb, o: Cache.Obj) => void> = []
+    const informed: Cache.Informed = { get: () => undefined, list: () => [], on: (cb) => void handlers.push(cb), start: () => Promise.resolve() }
+    return { informed, emit: (verb: Cache.Verb, o: Cache.Obj) => handlers.forEach((h) => h(verb, o)) }
+  }
+  const secret = (namespace: string, name: string, creator?: string): Cache.Obj => ({
+    metadata: { name, namespace, uid: `${namespace}/${name}`, ...(creator === undefined ? {} : { labels: { "created-by": creator } }) },
+  })
+  const names = (objs: ReadonlyArray<Cache.Obj>) => objs.map((o) => o.metadata.name).sort()
+
+  it("groups objects by the label's value per namespace and follows relabels and deletes", () => {
+    const { informed, emit } = events()
+    const index = new Cache.LabelIndex(informed, "created-by")
+    emit("add", secret("a", "s1", "es-1"))
+    emit("add", secret("a", "s2", "es-1"))
+    emit("add", secret("b", "s3", "es-1"))
+    emit("add", secret("a", "s4"))
+    expect(names(index.of("a", "es-1"))).toEqual(["s1", "s2"])
+    expect(names(index.of("b", "es-1"))).toEqual(["s3"])
+    emit("update", secret("a", "s2", "es-2"))
+    expect(names(index.of("a", "es-1"))).toEqual(["s1"])
+    expect(names(index.of("a", "es-2"))).toEqual(["s2"])
+    emit("update", secret("a", "s1"))
+    emit("delete", secret("a", "s2", "es-2"))
+    expect(index.of("a", "es-1")).toEqual([])
+    expect(index.of("a", "es-2")).toEqual([])
+    expect(names(index.of("b", "es-1"))).toEqual(["s3"])
+  })
+})
+
 describe("the informer caches on a real kube-apiserver", () => {
   let kube: Kube
   beforeAll(async () => {
