@@ -12,7 +12,7 @@
  */
 import { createHash } from "node:crypto"
 import { KubeSink, KubeState } from "@gldt/adapter-kubernetes"
-import type { SecretObject } from "@gldt/adapter-kubernetes/Target"
+import { createdByLabel, LABEL_CREATED_BY, type SecretObject } from "@gldt/adapter-kubernetes/Target"
 import type { GitLabError } from "@gldt/core/Errors"
 import { type Connection, GitLab } from "@gldt/core/GitLab"
 import { type Job, type LifecycleFailure, type Report, reconcile, revokeAll, rotate, type TargetHints } from "@gldt/core/Lifecycle"
@@ -21,7 +21,8 @@ import { DEFAULT_GRACE_MS, type DeployTokenSpec, validateSpec } from "@gldt/core
 import { State, type StateRecord } from "@gldt/core/State"
 import type { V1Secret } from "@kubernetes/client-node"
 import { Clock, Effect, Layer, Option, Redacted } from "effect"
-import type { CacheShape, Obj } from "./Cache.ts"
+import { type CacheShape, LabelIndex, type Obj } from "./Cache.ts"
+import { isNew } from "./Triggers.ts"
 import {
   AUTH_FINALIZER,
   AUTH_LABEL,
@@ -78,6 +79,12 @@ class BadInputError {
     this.message = message
   }
 }
+
+/** The shortest wait before a key whose revocation failed comes back, whatever core's retry time says. */
+export const MIN_RETRY_MS = 1_000
+
+/** How long until core's retry time, never under MIN_RETRY_MS: a retry time already past cannot make the key spin. */
+export const retryDelayMs = (retryAt: number, now: number): number => Math.max(MIN_RETRY_MS, retryAt - now)
 
 class RetryError {
   readonly _tag = "RetryError"
@@ -188,8 +195,10 @@ const resolve = (deps: Deps, c: Consumer, now: number): Effect.Effect<Resolved, 
           .pipe(Effect.mapError(apiRetry(`cannot add finalizer ${AUTH_FINALIZER} to Secret ${c.namespace}/${secretRef.name}`)))
       }
     }
-    // Keep the generator too: revoking needs its URL and CA even when a namespace is deleted at once.
-    if (ref.kind === "GitlabDeployToken") {
+    // Keep the generator too when it carries a CA: revoking needs it even when a namespace is deleted
+    // at once. Everything else revocation needs (URL, target, auth Secret) is in the state record, so a
+    // generator without caBundle or caProvider costs no write.
+    if (ref.kind === "GitlabDeployToken" && (spec.caBundle !== undefined || spec.caProvider !== undefined)) {
       const g = cache.informed.generators.get(ref.name, c.namespace)
       if (g !== undefined && g.metadata.deletionTimestamp === undefined && !(g.metadata.finalizers ?? []).includes(GENERATOR_FINALIZER)) {
         yield* kube.addFinalizer(GENERATOR, g, GENERATOR_FINALIZER).pipe(Effect.mapError(apiRetry(`cannot add finalizer ${GENERATOR_FINALIZER} to ${desc}`)))
@@ -317,6 +326,8 @@ export const make = (deps: Deps) => {
   const lastListCheck = new Map<string, number>()
   /** One list per GitLab target and check interval, shared by every consumer of that target. */
   const lists = new SharedLists(deps.gitlab)
+  /** Target Secrets by the consumer that created them (made before the cache starts, see `LabelIndex`). */
+  const secretsByCreator = new LabelIndex(cache.informed.managedSecrets, LABEL_CREATED_BY)
 
   const consumerOf = (kind: ConsumerKind, namespace: string, name: string): Consumer | "gone" | "not-ours" => {
     if (kind === "ExternalSecret") {
@@ -366,12 +377,13 @@ export const make = (deps: Deps) => {
    * The consumer's State for one reconcile: loads reuse what this reconcile read or wrote, and the
    * fingerprint draw reads the informer's state objects instead of every key from the API.
    */
-  const stateFor = (namespace: string, owner: ReturnType<typeof ownerOf> | undefined) =>
+  const stateFor = (namespace: string, owner: ReturnType<typeof ownerOf> | undefined, absent: ReadonlyArray<string> = []) =>
     KubeState.make({
       namespace,
       kubeConfig: kube.kubeConfig,
       owner,
       reuseReads: true,
+      absent,
       view: {
         list: () => cache.informed.states.list(namespace) as unknown as ReadonlyArray<KubeState.StateObject>,
       },
@@ -387,7 +399,15 @@ export const make = (deps: Deps) => {
             owner: ownerOf(c),
             target: c.target,
             reuseReads: true,
-            view: { list: () => cache.informed.managedSecrets.list(c.namespace) as unknown as ReadonlyArray<SecretObject> },
+            // A consumer never synced whose target Secret the informer does not have: its Secret is
+            // created, not read first (one request less per new consumer; see KubeSink's `absent`).
+            absent:
+              isNew(c.obj) &&
+              (c.target.creationPolicy ?? "Owner") !== "Merge" &&
+              c.target.creationPolicy !== "None" &&
+              cache.informed.managedSecrets.get(c.target.name, c.namespace) === undefined,
+            // Only the Secrets this consumer created: all the sink looks for, without copying the namespace's.
+            view: { list: () => secretsByCreator.of(c.namespace, createdByLabel(c.namespace, c.name)) as unknown as ReadonlyArray<SecretObject> },
           })
         : nullSink,
     )
@@ -627,7 +647,10 @@ export const make = (deps: Deps) => {
         yield* kube.addFinalizer(c.api, c.obj, CONSUMER_FINALIZER).pipe(Effect.mapError(apiRetry(`cannot add finalizer to ${c.kind} ${c.key}`)))
       }
       const resolved = yield* resolve(deps, c, nowMs)
-      const state = yield* stateFor(c.namespace, ownerOf(c))
+      // A consumer never synced whose state object the informer does not have: its first load is
+      // not a read (see KubeState's `absent`).
+      const unseen = isNew(c.obj) && cache.informed.states.get(KubeState.objectName(c.key), c.namespace) === undefined
+      const state = yield* stateFor(c.namespace, ownerOf(c), unseen ? [c.key] : [])
       const layers = layersFor(c, true, state)
       const job: Job = {
         key: c.key,
@@ -742,10 +765,12 @@ export const make = (deps: Deps) => {
       return { _tag: "Done", requeueAfterMs } as Outcome
     }).pipe(
       Effect.catch((e: BadInputError | RetryError) =>
-        Effect.succeed<Outcome>(
-          e._tag === "BadInputError"
-            ? { _tag: "BadInput", message: e.message }
-            : { _tag: "Retry", message: e.message, retryAfterMs: e.retryAt === undefined ? undefined : Math.max(1_000, e.retryAt - Date.now()) },
+        Effect.map(
+          Clock.currentTimeMillis,
+          (now): Outcome =>
+            e._tag === "BadInputError"
+              ? { _tag: "BadInput", message: e.message }
+              : { _tag: "Retry", message: e.message, retryAfterMs: e.retryAt === undefined ? undefined : retryDelayMs(e.retryAt, now) },
         ),
       ),
     )
