@@ -5,7 +5,7 @@
  * to get its Secret while the N others refresh.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
-import { readdirSync, readFileSync } from "node:fs"
+import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { request } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -28,6 +28,14 @@ const startSim = (root: string): Promise<{ child: ChildProcessWithoutNullStreams
     child.once("exit", () => reject(new Error("simulator exited")))
   })
 
+/**
+ * The simulator's CA reaches the controller the way most installs give a private CA: once, with
+ * --gitlab-ca-file, and generators as the seed writes them (no caBundle). GLDT_BENCH_CA=bundle puts
+ * it in every generator's caBundle instead (the controller then holds each generator with a
+ * finalizer: one PATCH more per ExternalSecret).
+ */
+const caInBundle = process.env.GLDT_BENCH_CA === "bundle"
+
 const manifests = (url: string, caPem: string, i: number, refreshInterval: string) => `---
 apiVersion: generators.external-secrets.io/v1alpha1
 kind: GitlabDeployToken
@@ -39,8 +47,7 @@ spec:
   username: "bench"
   scopes: [read_registry]
   revokeGracePeriod: 5s
-  caBundle: ${Buffer.from(caPem).toString("base64")}
-  auth: { token: { secretRef: { name: gitlab-api-token, key: token } } }
+${caInBundle ? `  caBundle: ${Buffer.from(caPem).toString("base64")}\n` : ""}  auth: { token: { secretRef: { name: gitlab-api-token, key: token } } }
 ---
 apiVersion: external-secrets.io/v1
 kind: ExternalSecret
@@ -138,7 +145,7 @@ const controllerEnv = () => ({
   ...(process.env.GLDT_CONTROLLER_V8_FLAGS !== undefined ? { GLDT_CONTROLLER_V8_FLAGS: process.env.GLDT_CONTROLLER_V8_FLAGS } : {}),
 })
 
-const startController = (root: string, kube: Kube, extra: ReadonlyArray<string> = []) =>
+const startController = (root: string, kube: Kube, caFile: string, extra: ReadonlyArray<string> = []) =>
   spawn(
     join(root, "gldt-controller"),
     [
@@ -154,14 +161,15 @@ const startController = (root: string, kube: Kube, extra: ReadonlyArray<string> 
       "500",
       "--log-level",
       "info",
+      ...(caInBundle ? [] : ["--gitlab-ca-file", caFile]),
       ...extra,
     ],
     { stdio: "pipe", env: controllerEnv() },
   )
 
 /** RSS of a controller that has started, synced its (empty) caches and has nothing to do: what loading the program costs. */
-const idleStartRss = async (root: string, kube: Kube, namespace: string) => {
-  const c = startController(root, kube, ["--namespace", namespace])
+const idleStartRss = async (root: string, kube: Kube, caFile: string, namespace: string) => {
+  const c = startController(root, kube, caFile, ["--namespace", namespace])
   let log = ""
   c.stderr.on("data", (d: Buffer) => {
     log += d.toString()
@@ -188,7 +196,10 @@ export const controllerBench = async (root: string, report: Report, n: number) =
     await kube.kubectl(["apply", "--server-side", "-f", join(root, "apps/controller/crds")])
     await kube.kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"])
     const ns = await kube.newNamespace("bench")
-    const atStart = await idleStartRss(root, kube, ns)
+    const caFile = join(kube.dir, "gitlab-sim-ca.pem")
+    writeFileSync(caFile, sim.caPem)
+    report("controller: the simulator's CA is given", caInBundle ? "in every generator's caBundle (GLDT_BENCH_CA=bundle)" : "by --gitlab-ca-file (generators as the seed writes them)")
+    const atStart = await idleStartRss(root, kube, caFile, ns)
     report(
       "controller: RSS after start, caches synced, nothing to do",
       `${(atStart.rssKiB / 1024).toFixed(0)} MiB (peak ${(atStart.peakKiB / 1024).toFixed(0)} MiB)`,
@@ -199,7 +210,7 @@ export const controllerBench = async (root: string, report: Report, n: number) =
       const docs = Array.from({ length: Math.min(250, n - start) }, (_, j) => manifests(sim.url, sim.caPem, start + j, "1h")).join("")
       await kube.kubectl(["create", "-f", "-"], { namespace: ns, input: docs, timeoutMs: 300_000 })
     }
-    controller = startController(root, kube)
+    controller = startController(root, kube, caFile)
     let log = ""
     controller.stderr.on("data", (c: Buffer) => {
       // Keep the start (the metrics port) and the tail (errors), not every mint's line.
@@ -211,7 +222,13 @@ export const controllerBench = async (root: string, report: Report, n: number) =
     // Where the CPU goes while converging (2 cores are shared by all of them and the bench).
     const ours = pidsOf(kube.dir)
     const named = (binary: string) => pidsOf(binary).filter((p) => ours.includes(p))
-    const parts = { controller: [pid], "kube-apiserver": named("kube-apiserver-"), etcd: named("etcd-v"), simulator: [sim.child.pid!] }
+    const parts = {
+      controller: [pid],
+      "kube-apiserver": named("kube-apiserver-"),
+      etcd: named("etcd-v"),
+      "kube-controller-manager": named("kube-controller-manager-"),
+      simulator: [sim.child.pid!],
+    }
     const ticksBefore = Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, cpuTicks(v)]))
     let port: number | undefined
     let converged = 0

@@ -187,7 +187,8 @@ export const startKube = async (opts: StartKubeOptions = {}): Promise<Kube> => {
         "--allow-privileged=true",
         // Loopback addresses are invalid Endpoints; skip reconciling the `kubernetes` Service's endpoints.
         "--endpoint-reconciler-type=none",
-        "--profiling=false",
+        // GLDT_TESTENV_PROFILING=1 serves /debug/pprof (to see where the apiserver's CPU goes in a bench).
+        process.env.GLDT_TESTENV_PROFILING === "1" ? "--profiling=true" : "--profiling=false",
         ...(opts.apiserverArgs ?? []),
       ],
       { logPath: join(logs, "kube-apiserver.log") },
