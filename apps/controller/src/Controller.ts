@@ -97,6 +97,7 @@ export const run = (flags: Flags) =>
               name: r?.name ?? "",
             }))
       users.set(k, verb === "delete" ? [] : refs.map((r) => generatorKey(r.kind, ns, r.name)))
+      if (verb === "delete") for (const r of refs) if (r.kind === "ClusterGenerator") heldClusterGenerator(r.name)
       if (kind === "ExternalSecret" && refs.length === 0) return
       if (!consumerChanged(verb, o)) return
       // New consumers and deletions go ahead of (and are not limited like) refreshes.
@@ -127,8 +128,14 @@ export const run = (flags: Flags) =>
       }
     })
     const clusterGeneratorChanged = changeFilter()
+    /** A held ClusterGenerator is let go once no consumer names it (asked when it is deleted and when a consumer of it goes). */
+    const heldClusterGenerator = (name: string) => {
+      const g = cache.informed.clusterGenerators.get(name)
+      if (g !== undefined && (g.metadata.finalizers ?? []).includes(GENERATOR_FINALIZER)) queue.add(`clustergenerators/${name}`, { first: true })
+    }
     cache.informed.clusterGenerators.on((verb, g) => {
       if (clusterGeneratorChanged(verb, g)) consumersOf("ClusterGenerator", g.metadata.name, undefined)
+      if (verb !== "delete" && g.metadata.deletionTimestamp !== undefined) heldClusterGenerator(g.metadata.name)
     })
     cache.informed.states.on((verb, s) => {
       const key = (s.spec as { key?: string } | undefined)?.key
@@ -218,6 +225,8 @@ export const run = (flags: Flags) =>
         let outcome: Reconciler.Outcome
         if (key.startsWith("generators/")) {
           outcome = yield* reconciler.runGenerators(key.slice("generators/".length))
+        } else if (key.startsWith("clustergenerators/")) {
+          outcome = yield* reconciler.runClusterGenerator(key.slice("clustergenerators/".length))
         } else if (key.startsWith("auth/")) {
           const [, ns, name] = key.split("/")
           outcome = yield* reconciler.runAuth(ns!, name!)

@@ -28,6 +28,7 @@ import {
   AUTH_LABEL,
   CA_FINALIZER,
   CA_LABEL,
+  CLUSTER_GENERATOR,
   CONSUMER_FINALIZER,
   GENERATOR,
   GENERATOR_FINALIZER,
@@ -36,6 +37,7 @@ import {
   fromConsumer,
   fromExternalSecret,
   fromStateKey,
+  gldtRefs,
   stateKey,
 } from "./Consumer.ts"
 import type { ApiError, KubeApiShape } from "./KubeApi.ts"
@@ -198,10 +200,13 @@ const resolve = (deps: Deps, c: Consumer, now: number): Effect.Effect<Resolved, 
     // Keep the generator too when it carries a CA: revoking needs it even when a namespace is deleted
     // at once. Everything else revocation needs (URL, target, auth Secret) is in the state record, so a
     // generator without caBundle or caProvider costs no write.
-    if (ref.kind === "GitlabDeployToken" && (spec.caBundle !== undefined || spec.caProvider !== undefined)) {
-      const g = cache.informed.generators.get(ref.name, c.namespace)
+    if (spec.caBundle !== undefined || spec.caProvider !== undefined) {
+      const [kind, g] =
+        ref.kind === "GitlabDeployToken"
+          ? [GENERATOR, cache.informed.generators.get(ref.name, c.namespace)]
+          : [CLUSTER_GENERATOR, cache.informed.clusterGenerators.get(ref.name)]
       if (g !== undefined && g.metadata.deletionTimestamp === undefined && !(g.metadata.finalizers ?? []).includes(GENERATOR_FINALIZER)) {
-        yield* kube.addFinalizer(GENERATOR, g, GENERATOR_FINALIZER).pipe(Effect.mapError(apiRetry(`cannot add finalizer ${GENERATOR_FINALIZER} to ${desc}`)))
+        yield* kube.addFinalizer(kind, g, GENERATOR_FINALIZER).pipe(Effect.mapError(apiRetry(`cannot add finalizer ${GENERATOR_FINALIZER} to ${desc}`)))
       }
     }
     return {
@@ -610,6 +615,25 @@ export const make = (deps: Deps) => {
       }
     })
 
+  /**
+   * Drops our finalizer from a ClusterGenerator once no consumer in any namespace names it: a
+   * consumer being deleted still does until its tokens are revoked (with this CA) and it is gone.
+   */
+  const releaseClusterGenerator = (name: string) =>
+    Effect.gen(function* () {
+      const g = cache.informed.clusterGenerators.get(name)
+      if (g === undefined || !(g.metadata.finalizers ?? []).includes(GENERATOR_FINALIZER)) return
+      const named =
+        cache.informed.externalSecrets.list().some((es) => gldtRefs(es).some((r) => r.kind === "ClusterGenerator" && r.name === name)) ||
+        cache.informed.consumers.list().some((o) => {
+          const r = fromConsumer(o).generatorRef
+          return r?.kind === "ClusterGenerator" && r.name === name
+        })
+      if (named) return
+      yield* kube.removeFinalizer(CLUSTER_GENERATOR, g, GENERATOR_FINALIZER).pipe(Effect.mapError(apiRetry(`cannot release ClusterGenerator ${name}`)))
+      yield* Effect.logInfo("released the ClusterGenerator").pipe(Effect.annotateLogs({ clusterGenerator: name }))
+    })
+
   const authNames = (namespace: string) =>
     cache.informed.authSecrets
       .list(namespace)
@@ -796,7 +820,13 @@ export const make = (deps: Deps) => {
       Effect.catch((e) => Effect.succeed<Outcome>({ _tag: "Retry", message: e.message })),
     )
 
-  return { run, runAuth, runCa, runGenerators, fromStateKey }
+  const runClusterGenerator = (name: string): Effect.Effect<Outcome> =>
+    releaseClusterGenerator(name).pipe(
+      Effect.as<Outcome>({ _tag: "Done", requeueAfterMs: undefined }),
+      Effect.catch((e) => Effect.succeed<Outcome>({ _tag: "Retry", message: e.message })),
+    )
+
+  return { run, runAuth, runCa, runGenerators, runClusterGenerator, fromStateKey }
 }
 
 type Listed = ReadonlyArray<{ readonly id: number; readonly revoked: boolean; readonly expired: boolean }>

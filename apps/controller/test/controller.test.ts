@@ -301,6 +301,55 @@ describe("deletion", () => {
     assert.isAbove(metricValue(metrics, "gldt_tokens_revoked_total") ?? 0, 0)
   })
 
+  it("a ClusterGenerator with a caBundle is held while a consumer names it: deleted first, it stays until that consumer's tokens are revoked", async () => {
+    const ns = await kube.newNamespace("cg-held")
+    await apply(kube, ns, authSecretYaml(sim.pat))
+    const cgName = `cg-${ns}`
+    await apply(
+      kube,
+      ns,
+      `apiVersion: generators.external-secrets.io/v1alpha1
+kind: ClusterGenerator
+metadata:
+  name: ${cgName}
+spec:
+  kind: GitlabDeployToken
+  generator:
+    gitlabDeployTokenSpec:
+      url: ${JSON.stringify(sim.url)}
+      projectID: "42"
+      name: cluster-held
+      scopes: [read_registry]
+      caBundle: ${Buffer.from(sim.caPem).toString("base64")}
+      auth:
+        token:
+          secretRef: { name: gitlab-api-token, key: token }
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata:
+  name: held
+spec:
+  refreshInterval: 1h
+  dataFrom:
+    - sourceRef:
+        generatorRef: { apiVersion: generators.external-secrets.io/v1alpha1, kind: ClusterGenerator, name: ${cgName} }
+`,
+    )
+    const s = await eventually(() => secretOf(ns, "held"))
+    const minted = (await sim.tokens()).find((x) => x.token === s.token)
+    assert.isDefined(minted)
+    const finalizers = async () => ((await getJson(kube, ["clustergenerator", cgName]))?.metadata as { finalizers?: string[] } | undefined)?.finalizers
+    assert.include(await finalizers(), "gldt.dev/generator-in-use")
+    await kube.kubectl(["delete", "clustergenerator", cgName, "--wait=false"])
+    await new Promise((r) => setTimeout(r, 2_000))
+    assert.isDefined(await getJson(kube, ["clustergenerator", cgName]), "the ClusterGenerator went while a token still needed its CA")
+    await kube.kubectl(["delete", "externalsecret", "held", "--wait=true", "--timeout=30s"], { namespace: ns })
+    const t = (await sim.tokens(true)).find((x) => x.id === minted!.id)
+    assert.isTrue(t?.revoked === true || t?.deletedAt !== undefined, "the token is still live")
+    await eventually(async () => assert.isUndefined(await getJson(kube, ["clustergenerator", cgName])), 30_000)
+  })
+
   it("deleting the namespace (auth Secret included) finishes within 60 s and revokes all tokens", async () => {
     const ns = await seedNamespace("delete-ns", { refreshInterval: "20s", revokeGracePeriod: "30s", tokenName: "ns-deleted" })
     // Wait for one rotation so there is a current and a retiring token.
