@@ -100,7 +100,10 @@ describe("LabelIndex", () => {
   const events = () => {
     const handlers: Array<(verb: Cache.Verb, o: Cache.Obj) => void> = []
     const informed: Cache.Informed = { get: () => undefined, list: () => [], on: (cb) => void handlers.push(cb), start: () => Promise.resolve() }
-    return { informed, emit: (verb: Cache.Verb, o: Cache.Obj) => handlers.forEach((h) => h(verb, o)) }
+    const emit = (verb: Cache.Verb, o: Cache.Obj) => {
+      for (const h of handlers) h(verb, o)
+    }
+    return { informed, emit }
   }
   const secret = (namespace: string, name: string, creator?: string): Cache.Obj => ({
     metadata: { name, namespace, uid: `${namespace}/${name}`, ...(creator === undefined ? {} : { labels: { "created-by": creator } }) },

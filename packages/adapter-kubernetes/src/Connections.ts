@@ -84,7 +84,8 @@ const send = (fallback: { send(ctx: RequestContext): unknown }) =>
   wrapHttpLibrary({
     send: async (ctx: RequestContext) => {
       const dispatcher = ctx.getDispatcher() as unknown as Requesting | undefined
-      if (dispatcher === undefined || typeof dispatcher.request !== "function") return (fallback.send(ctx) as { toPromise(): Promise<ResponseContext> }).toPromise()
+      if (dispatcher === undefined || typeof dispatcher.request !== "function")
+        return (fallback.send(ctx) as { toPromise(): Promise<ResponseContext> }).toPromise()
       const url = new URL(ctx.getUrl())
       const body = ctx.getBody() as unknown
       const response = await dispatcher.request({

@@ -92,7 +92,8 @@ export const make = (options: KubeSinkOptions) =>
       compiled.target !== undefined ? Effect.succeed(compiled.target) : Effect.fail(fail(key, `the target cannot be written: ${compiled.problems.join("; ")}`))
 
     /** The Secret as this instance last read or wrote it (with `reuseReads`); undefined: not known yet. */
-    let known: { readonly secret: SecretObject | undefined } | undefined = options.reuseReads === true && options.absent === true ? { secret: undefined } : undefined
+    let known: { readonly secret: SecretObject | undefined } | undefined =
+      options.reuseReads === true && options.absent === true ? { secret: undefined } : undefined
     const copy = (s: SecretObject | undefined) => (s === undefined ? undefined : (JSON.parse(JSON.stringify(s)) as SecretObject))
 
     const read = (key: string, fresh = false) =>

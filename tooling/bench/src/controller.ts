@@ -198,7 +198,10 @@ export const controllerBench = async (root: string, report: Report, n: number) =
     const ns = await kube.newNamespace("bench")
     const caFile = join(kube.dir, "gitlab-sim-ca.pem")
     writeFileSync(caFile, sim.caPem)
-    report("controller: the simulator's CA is given", caInBundle ? "in every generator's caBundle (GLDT_BENCH_CA=bundle)" : "by --gitlab-ca-file (generators as the seed writes them)")
+    report(
+      "controller: the simulator's CA is given",
+      caInBundle ? "in every generator's caBundle (GLDT_BENCH_CA=bundle)" : "by --gitlab-ca-file (generators as the seed writes them)",
+    )
     const atStart = await idleStartRss(root, kube, caFile, ns)
     report(
       "controller: RSS after start, caches synced, nothing to do",
