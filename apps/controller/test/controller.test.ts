@@ -339,8 +339,7 @@ spec:
     const s = await eventually(() => secretOf(ns, "held"))
     const minted = (await sim.tokens()).find((x) => x.token === s.token)
     assert.isDefined(minted)
-    const finalizers = async () =>
-      ((await getJson(kube, ["clustergenerator", cgName]))?.metadata as { finalizers?: string[] } | undefined)?.finalizers ?? []
+    const finalizers = async () => ((await getJson(kube, ["clustergenerator", cgName]))?.metadata as { finalizers?: string[] } | undefined)?.finalizers ?? []
     assert.include(await finalizers(), "gldt.dev/generator-in-use")
     await kube.kubectl(["delete", "clustergenerator", cgName, "--wait=false"])
     await new Promise((r) => setTimeout(r, 2_000))
