@@ -93,6 +93,11 @@ export interface Session {
   readonly leaseMs: number
   readonly expiresAt: number | undefined
   readonly renewAt: number | undefined
+  /**
+   * What a renewal asks for, in ms: the token's TTL as created (Vault's `creation_ttl`) for a given
+   * token, whose remaining TTL at lookup can be far shorter; otherwise the lease itself.
+   */
+  readonly incrementMs?: number | undefined
 }
 
 export class VaultClient extends Context.Service<
@@ -301,9 +306,11 @@ const makeClient = (options: VaultClientOptions): Effect.Effect<VaultClient["Ser
           })
         }
         if (ex.status !== 200) return yield* failure(ex, "GET", "auth/token/lookup-self")
-        const d = (readBody(ex) as { data?: { ttl?: unknown; renewable?: unknown } })?.data
+        const d = (readBody(ex) as { data?: { ttl?: unknown; creation_ttl?: unknown; renewable?: unknown } })?.data
         const ttl = typeof d?.ttl === "number" ? d.ttl * 1000 : 0
-        return { token: auth.token, renewable: d?.renewable === true, ...lease(now, ttl) }
+        // Renewing by what is left would shrink the lease each time the lookup came late.
+        const created = typeof d?.creation_ttl === "number" && d.creation_ttl * 1000 > ttl ? d.creation_ttl * 1000 : undefined
+        return { token: auth.token, renewable: d?.renewable === true, ...lease(now, ttl), incrementMs: created }
       }
       const path = `auth/${authMount}/login`
       let body: Record<string, string>
@@ -343,7 +350,7 @@ const makeClient = (options: VaultClientOptions): Effect.Effect<VaultClient["Ser
     const renew = (s: Session): Effect.Effect<Session | undefined, VaultError> =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
-        const requested = Math.max(1, Math.round(s.leaseMs / 1000))
+        const requested = Math.max(1, Math.round((s.incrementMs ?? s.leaseMs) / 1000))
         const ex = yield* exchange("POST", "auth/token/renew-self", { increment: `${requested}s` }, s.token)
         if (ex.status !== 200) {
           yield* Effect.logInfo(`vault: renewing the token failed (${ex.status}: ${scrub(vaultErrorText(ex.text))})`)
@@ -357,7 +364,7 @@ const makeClient = (options: VaultClientOptions): Effect.Effect<VaultClient["Ser
           return { ...renewed, token: s.token, renewable: false }
         }
         yield* Effect.logDebug(`vault: renewed the token (lease ${Math.round(renewed.leaseMs / 1000)} s)`)
-        return { ...renewed, token: s.token }
+        return { ...renewed, token: s.token, incrementMs: s.incrementMs }
       })
 
     /** The session to use now: logs in, renews or re-logs in as its lease requires. */
@@ -369,12 +376,17 @@ const makeClient = (options: VaultClientOptions): Effect.Effect<VaultClient["Ser
           if (s === undefined || forceLogin) {
             s = yield* login
           } else if (s.expiresAt !== undefined && now >= s.expiresAt - EXPIRY_MARGIN_MS) {
-            if (!canLogin) {
+            // Vault floors TTLs to whole seconds, so a lease "at its end" may have up to a second
+            // left: a renewable token is asked to renew first (Vault refuses if it really ended).
+            const renewed = s.renewable ? yield* renew(s) : undefined
+            if (renewed?.renewable) s = renewed
+            else if (canLogin) s = yield* login
+            else if (renewed !== undefined) s = renewed
+            else {
               return yield* new VaultTokenExpired({
                 message: `the Vault token expired at ${new Date(s.expiresAt).toISOString()}; give a fresh token, or use AppRole / Kubernetes auth so gldt can log in again by itself`,
               })
             }
-            s = yield* login
           } else if (s.renewAt !== undefined && now >= s.renewAt) {
             const renewed = s.renewable ? yield* renew(s) : undefined
             if (renewed?.renewable) s = renewed

@@ -72,6 +72,26 @@ describe("VaultClient errors", () => {
     expect(logs.filter((l) => l.includes("renewed the token")).length).toBeGreaterThanOrEqual(2)
   })
 
+  it("a given token first used late is renewed by the TTL it was created with, not by what was left of it", async () => {
+    const t = await tokenWithPolicy(vault(), `path "secret/*" { capabilities = ["read"] }`, { ttl: "6s", renewable: true })
+    // Lookup-self will say 2 or 3 s are left; renewing by that would shrink every lease.
+    await sleep(3_000)
+    const logs: string[] = []
+    await run(
+      clientLayer(vault(), { auth: tokenAuth(t) }),
+      Effect.gen(function* () {
+        for (let i = 0; i < 4; i++) {
+          expect((yield* get("secret/data/x")).status).toBe(404)
+          yield* Effect.promise(() => sleep(700))
+        }
+      }),
+      collectingLogger(logs),
+    )
+    const renewals = logs.filter((l) => l.includes("renewed the token"))
+    expect(renewals.length).toBeGreaterThanOrEqual(1)
+    expect(renewals.every((l) => l.includes("(lease 6 s)"))).toBe(true)
+  })
+
   it("a sealed Vault is VaultSealed telling to unseal it", async () => {
     const own = await startVault({ log: () => undefined })
     try {
