@@ -156,7 +156,7 @@ const startController = (root: string, kube: Kube, caFile: string, extra: Readon
       "--health-probe-bind-address",
       "0",
       "--concurrency",
-      process.env.GLDT_BENCH_CONCURRENCY ?? "128",
+      process.env.GLDT_BENCH_CONCURRENCY ?? "64",
       "--gitlab-qps",
       "500",
       "--log-level",
