@@ -86,6 +86,11 @@ export const run = (flags: Flags) =>
     // Event handlers: every change that matters puts the consumer's key in the queue.
     const consumerChanged = changeFilter()
     const users = new GeneratorUsers()
+    /** A held ClusterGenerator is let go once no consumer names it (asked when it is deleted and when a consumer of it goes). */
+    const heldClusterGenerator = (name: string) => {
+      const g = cache.informed.clusterGenerators.get(name)
+      if (g !== undefined && (g.metadata.finalizers ?? []).includes(GENERATOR_FINALIZER)) queue.add(`clustergenerators/${name}`, { first: true })
+    }
     const onConsumer = (kind: "ExternalSecret" | "GitlabDeployTokenConsumer") => (verb: Cache.Verb, o: Cache.Obj) => {
       const ns = o.metadata.namespace ?? "default"
       const k = queueKey(kind, ns, o.metadata.name)
@@ -128,11 +133,6 @@ export const run = (flags: Flags) =>
       }
     })
     const clusterGeneratorChanged = changeFilter()
-    /** A held ClusterGenerator is let go once no consumer names it (asked when it is deleted and when a consumer of it goes). */
-    const heldClusterGenerator = (name: string) => {
-      const g = cache.informed.clusterGenerators.get(name)
-      if (g !== undefined && (g.metadata.finalizers ?? []).includes(GENERATOR_FINALIZER)) queue.add(`clustergenerators/${name}`, { first: true })
-    }
     cache.informed.clusterGenerators.on((verb, g) => {
       if (clusterGeneratorChanged(verb, g)) consumersOf("ClusterGenerator", g.metadata.name, undefined)
       if (verb !== "delete" && g.metadata.deletionTimestamp !== undefined) heldClusterGenerator(g.metadata.name)

@@ -408,7 +408,7 @@ export const make = (deps: Deps) => {
             // created, not read first (one request less per new consumer; see KubeSink's `absent`).
             absent:
               isNew(c.obj) &&
-              (c.target.creationPolicy ?? "Owner") !== "Merge" &&
+              c.target.creationPolicy !== "Merge" &&
               c.target.creationPolicy !== "None" &&
               cache.informed.managedSecrets.get(c.target.name, c.namespace) === undefined,
             // Only the Secrets this consumer created: all the sink looks for, without copying the namespace's.
