@@ -64,6 +64,25 @@ describe("shareConnections", () => {
 })
 
 describe("requests on the shared pool (the dispatcher's request instead of fetch)", () => {
+  it("API calls go through the pool's own request, which fetch never calls", async () => {
+    const kc = kubeConfigOf(kube())
+    // Count the calls of each pool's `request` (client-node makes the pools; shareConnections keeps them).
+    let viaRequest = 0
+    const make = (kc as unknown as { createDispatcher: (c: unknown, o: unknown) => { request: (...a: unknown[]) => unknown } }).createDispatcher
+    ;(kc as unknown as { createDispatcher: unknown }).createDispatcher = function (this: unknown, c: unknown, o: unknown) {
+      const d = make.call(this, c, o)
+      const request = d.request.bind(d)
+      d.request = (...a: unknown[]) => {
+        viaRequest++
+        return request(...a)
+      }
+      return d
+    }
+    const api = shareConnections(kc).makeApiClient(CoreV1Api)
+    for (let i = 0; i < 3; i++) await api.readNamespace({ name: "default" })
+    expect(viaRequest).toBe(3)
+  })
+
   it("keep client-node's behaviour: a created object comes back typed, a 404 is an ApiException with its code and body", async () => {
     const k = kube()
     const ns = await k.newNamespace("light")
