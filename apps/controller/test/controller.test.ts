@@ -51,6 +51,35 @@ afterAll(async () => {
   assert.strictEqual(code, 0, controller?.logs())
 })
 
+/** A ClusterGenerator (the simulator's CA in its caBundle) and an ExternalSecret that uses it. */
+const clusterGeneratorYaml = (cgName: string, tokenName: string, es: string, extraSpec = "") => `apiVersion: generators.external-secrets.io/v1alpha1
+kind: ClusterGenerator
+metadata:
+  name: ${cgName}
+spec:
+  kind: GitlabDeployToken
+  generator:
+    gitlabDeployTokenSpec:
+      url: ${JSON.stringify(sim.url)}
+      projectID: "42"
+      name: ${tokenName}
+      scopes: [read_registry]
+      caBundle: ${Buffer.from(sim.caPem).toString("base64")}
+      auth:
+        token:
+          secretRef: { name: gitlab-api-token, key: token }
+---
+apiVersion: external-secrets.io/v1
+kind: ExternalSecret
+metadata:
+  name: ${es}
+spec:
+  refreshInterval: 1h
+${extraSpec}  dataFrom:
+    - sourceRef:
+        generatorRef: { apiVersion: generators.external-secrets.io/v1alpha1, kind: ClusterGenerator, name: ${cgName} }
+`
+
 /** A namespace with the auth Secret (the simulator's api-scoped PAT) and the seed's manifests. */
 const seedNamespace = async (prefix: string, options: Partial<Parameters<typeof seedManifests>[0]> = {}, token = sim.pat) => {
   const ns = await kube.newNamespace(prefix)
@@ -187,41 +216,7 @@ describe("delivery", () => {
     const ns = await kube.newNamespace("cluster-gen")
     await apply(kube, ns, authSecretYaml(sim.pat))
     const cgName = `cg-${ns}`
-    await apply(
-      kube,
-      ns,
-      `apiVersion: generators.external-secrets.io/v1alpha1
-kind: ClusterGenerator
-metadata:
-  name: ${cgName}
-spec:
-  kind: GitlabDeployToken
-  generator:
-    gitlabDeployTokenSpec:
-      url: ${JSON.stringify(sim.url)}
-      projectID: "42"
-      name: cluster-made
-      scopes: [read_registry]
-      caBundle: ${Buffer.from(sim.caPem).toString("base64")}
-      auth:
-        token:
-          secretRef: { name: gitlab-api-token, key: token }
----
-apiVersion: external-secrets.io/v1
-kind: ExternalSecret
-metadata:
-  name: from-cluster
-spec:
-  refreshInterval: 1h
-  target: { name: registry-credentials }
-  dataFrom:
-    - sourceRef:
-        generatorRef:
-          apiVersion: generators.external-secrets.io/v1alpha1
-          kind: ClusterGenerator
-          name: ${cgName}
-`,
-    )
+    await apply(kube, ns, clusterGeneratorYaml(cgName, "cluster-made", "from-cluster", "  target: { name: registry-credentials }\n"))
     const s = await eventually(() => secretOf(ns, "registry-credentials"))
     const t = (await sim.tokens()).find((x) => x.token === s.token)
     assert.strictEqual(t?.name, "cluster-made")
@@ -305,37 +300,7 @@ describe("deletion", () => {
     const ns = await kube.newNamespace("cg-held")
     await apply(kube, ns, authSecretYaml(sim.pat))
     const cgName = `cg-${ns}`
-    await apply(
-      kube,
-      ns,
-      `apiVersion: generators.external-secrets.io/v1alpha1
-kind: ClusterGenerator
-metadata:
-  name: ${cgName}
-spec:
-  kind: GitlabDeployToken
-  generator:
-    gitlabDeployTokenSpec:
-      url: ${JSON.stringify(sim.url)}
-      projectID: "42"
-      name: cluster-held
-      scopes: [read_registry]
-      caBundle: ${Buffer.from(sim.caPem).toString("base64")}
-      auth:
-        token:
-          secretRef: { name: gitlab-api-token, key: token }
----
-apiVersion: external-secrets.io/v1
-kind: ExternalSecret
-metadata:
-  name: held
-spec:
-  refreshInterval: 1h
-  dataFrom:
-    - sourceRef:
-        generatorRef: { apiVersion: generators.external-secrets.io/v1alpha1, kind: ClusterGenerator, name: ${cgName} }
-`,
-    )
+    await apply(kube, ns, clusterGeneratorYaml(cgName, "cluster-held", "held"))
     const s = await eventually(() => secretOf(ns, "held"))
     const minted = (await sim.tokens()).find((x) => x.token === s.token)
     assert.isDefined(minted)

@@ -4,6 +4,8 @@
  * within the Lease duration), and ESO coexistence (ESO detected → ExternalSecrets left alone,
  * GitlabDeployTokenConsumer still served).
  */
+import { writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { seededRandom } from "@gldt/gitlab-sim"
 import type { Kube } from "@gldt/testenv"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
@@ -159,6 +161,35 @@ describe("leader election", () => {
       await Promise.all([a.stop(), b.stop()])
     }
   }, 300_000)
+})
+
+describe("the seed's generator, with no CA in it", () => {
+  it("is not held by a finalizer; deleting the namespace revokes every token through --gitlab-ca-file and finishes within 60 s", async () => {
+    const ns = await seed("no-ca", { caPem: undefined }, "no-ca")
+    const caFile = join(kube.dir, "no-ca-test.pem")
+    writeFileSync(caFile, sim.caPem)
+    const c = startController(kube, ["--namespace", ns, "--gitlab-ca-file", caFile, "--metrics-bind-address", "0", "--health-probe-bind-address", "0"])
+    try {
+      const token = await eventually(async () => {
+        const t = await secretToken(ns)
+        if (t === undefined) throw new Error(`no Secret yet:\n${c.logs().slice(-2000)}`)
+        return t
+      }, 60_000)
+      const minted = (await ofName("no-ca")).find((t) => t.token === token)
+      assert.isDefined(minted)
+      // The consumer is held, the generator is not: revoking needs nothing from it.
+      const finalizers = async (kind: string, name: string) =>
+        ((await getJson(kube, [kind, name], ns))?.metadata as { finalizers?: string[] } | undefined)?.finalizers ?? []
+      assert.include(await finalizers("externalsecret", "gitlab-deploy-token"), "gldt.dev/revoke-tokens")
+      assert.notInclude(await finalizers("gitlabdeploytoken", "gitlab-deploy-token"), "gldt.dev/generator-in-use")
+      const started = Date.now()
+      await kube.kubectl(["delete", "namespace", ns, "--wait=true", "--timeout=60s"])
+      assert.isBelow(Date.now() - started, 60_000)
+      assert.lengthOf(live(await ofName("no-ca")), 0, "a token of the deleted namespace is still live")
+    } finally {
+      await c.stop()
+    }
+  }, 180_000)
 })
 
 describe("tokens revoked outside gldt", () => {

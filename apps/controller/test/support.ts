@@ -252,7 +252,8 @@ export const metricValue = (text: string, name: string): number | undefined => {
 export interface SeedOptions {
   readonly name?: string
   readonly url: string
-  readonly caPem: string
+  /** Put in caBundle; undefined writes the generator exactly as the seed does, with no CA. */
+  readonly caPem: string | undefined
   readonly refreshInterval?: string
   readonly revokeGracePeriod?: string
   readonly projectID?: string
@@ -283,7 +284,9 @@ spec:
   username: "eso"
 ${
   o.caProvider === undefined
-    ? `  caBundle: ${Buffer.from(o.caPem).toString("base64")}\n`
+    ? o.caPem === undefined
+      ? ""
+      : `  caBundle: ${Buffer.from(o.caPem).toString("base64")}\n`
     : `  caProvider:\n    type: ${o.caProvider.type}\n    name: ${o.caProvider.name}\n    key: ${JSON.stringify(o.caProvider.key)}\n`
 }${o.revokeGracePeriod === undefined ? "" : `  revokeGracePeriod: ${o.revokeGracePeriod}\n`}${o.extraSpec ?? ""}  auth:
     token:
